@@ -1,0 +1,5 @@
+import sys
+
+from reasonalign.cli import main
+
+sys.exit(main())

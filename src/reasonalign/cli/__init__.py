@@ -1,0 +1,42 @@
+"""`reasonalign` command line: one sub-command per module, user errors as one line + exit 2."""
+
+import argparse
+import sys
+
+from reasonalign.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reasonalign.cli import data as data_cli
+
+    parser = argparse.ArgumentParser(prog="reasonalign", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_cli.register(sub)
+    for name in ("train", "eval", "demo"):
+        try:
+            module = __import__(f"reasonalign.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError:
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

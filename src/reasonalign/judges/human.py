@@ -1,0 +1,127 @@
+"""Human rating round trip: blinded export for raters, validated import, MAR per rater.
+
+The paper's MAR came from human judges (METHODS.md §1). Raters must not know which model
+wrote a reason, so the export mixes all models in a seeded random order under opaque ids;
+the key that maps ids back to models is a separate file that is not sent to raters.
+"""
+
+import csv
+import random
+from pathlib import Path
+
+from reasonalign.errors import UserError, at
+from reasonalign.judges.base import JudgeItem, Judgement, misalignment_rate
+from reasonalign.verdict import LABELS
+
+COLUMNS = ["item_id", "statement", "reason", "gold_label", "gold_reason", "aligned"]
+KEY_COLUMNS = ["item_id", "model", "source_item_id"]
+_YES = {"yes", "y", "1", "true"}
+_NO = {"no", "n", "0", "false"}
+
+
+def key_path_for(path: str | Path) -> Path:
+    """`ratings.csv` -> `ratings.key.csv` (keep it away from the raters)."""
+    path = Path(path)
+    return path.with_name(path.stem + ".key.csv")
+
+
+def export_for_raters(items_by_model: dict[str, list[JudgeItem]], path: str | Path, seed: int) -> Path:
+    """Write the rater sheet at `path` and the un-blinding key next to it; returns the key path.
+
+    Blinded ids (`r0001`, ...) are assigned after shuffling, so neither the id nor the row
+    order reveals the model. `gold_label` is written as its word for the raters' benefit and
+    `aligned` is left empty for them to fill with yes/no.
+    """
+    rows = [(model, it) for model in sorted(items_by_model) for it in items_by_model[model]]
+    random.Random(seed).shuffle(rows)
+    width = max(4, len(str(len(rows))))
+    path, key = Path(path), key_path_for(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as sheet, key.open("w", newline="", encoding="utf-8") as keyf:
+        out, kout = csv.writer(sheet), csv.writer(keyf)
+        out.writerow(COLUMNS)
+        kout.writerow(KEY_COLUMNS)
+        for n, (model, it) in enumerate(rows, 1):
+            blind = f"r{n:0{width}d}"
+            out.writerow([blind, it.statement, it.reason, LABELS[it.gold_label], it.gold_reason or "", ""])
+            kout.writerow([blind, model, it.item_id])
+    return key
+
+
+def import_ratings(path: str | Path) -> list[tuple[str, str, bool]]:
+    """Read a filled sheet -> [(item_id, rater, aligned)].
+
+    The rater is the `rater` column when there is one (several raters in one file), else the
+    file's stem (one copy of the sheet per rater). Every row must carry a rating; problems are
+    reported as `FILE:ROW: problem` with ROW the line number in the file.
+    """
+    path = Path(path)
+    try:
+        f = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise at(path, None, f"cannot read ratings: {exc.strerror}") from None
+    with f:
+        reader = csv.DictReader(f)
+        missing = {"item_id", "aligned"} - set(reader.fieldnames or [])
+        if missing:
+            raise at(path, 1, f"missing column(s) {', '.join(sorted(missing))}")
+        ratings, seen = [], set()
+        for row in reader:
+            line = reader.line_num
+            item_id = (row.get("item_id") or "").strip()
+            rater = (row.get("rater") or "").strip() or path.stem
+            value = (row.get("aligned") or "").strip().lower()
+            if not item_id:
+                raise at(path, line, "empty item_id")
+            if value in _YES:
+                aligned = True
+            elif value in _NO:
+                aligned = False
+            else:
+                shown = f"'{value}'" if value else "empty"
+                raise at(path, line, f"aligned is {shown}; expected yes/no/1/0/true/false")
+            if (item_id, rater) in seen:
+                raise at(path, line, f"item {item_id} rated twice by {rater}")
+            seen.add((item_id, rater))
+            ratings.append((item_id, rater, aligned))
+    if not ratings:
+        raise at(path, None, "no ratings found")
+    return ratings
+
+
+def ratings_by_rater(ratings: list[tuple[str, str, bool]]) -> dict[str, list[Judgement]]:
+    """Ratings as per-rater Judgement lists, ready for `misalignment_rate` and `agreement`."""
+    out: dict[str, list[Judgement]] = {}
+    for item_id, rater, aligned in ratings:
+        out.setdefault(rater, []).append(Judgement(item_id, aligned, f"human rater {rater}", [] if aligned else ["rated_misaligned"]))
+    return out
+
+
+def read_key(path: str | Path) -> dict[str, tuple[str, str]]:
+    """Blinded id -> (model, original item id)."""
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return {r["item_id"]: (r["model"], r["source_item_id"]) for r in csv.DictReader(f)}
+
+
+def human_mar(ratings: list[tuple[str, str, bool]], key_path: str | Path | None = None) -> dict:
+    """MAR per rater and pooled over all ratings; per model as well when the key is given.
+
+    Pooled = every (item, rater) rating counts once, so an item rated by three raters weighs
+    three times; per-model MARs pool the raters the same way.
+    """
+    per_rater = ratings_by_rater(ratings)
+    result = {
+        "pooled": misalignment_rate([j for js in per_rater.values() for j in js]),
+        "per_rater": {r: misalignment_rate(js) for r, js in sorted(per_rater.items())},
+    }
+    if key_path is not None:
+        key = read_key(key_path)
+        unknown = sorted({i for i, _, _ in ratings} - key.keys())
+        if unknown:
+            raise UserError(f"{key_path}: {len(unknown)} rated item(s) not in the key, e.g. {unknown[0]}")
+        by_model: dict[str, list[Judgement]] = {}
+        for js in per_rater.values():
+            for j in js:
+                by_model.setdefault(key[j.item_id][0], []).append(j)
+        result["per_model"] = {m: misalignment_rate(js) for m, js in sorted(by_model.items())}
+    return result

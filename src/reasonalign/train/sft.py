@@ -1,0 +1,239 @@
+"""Labels (L) and labels + reasons (L+R) fine-tuning with LoRA: config, trainer, recipe.
+
+The recipe is setup -> train -> save. What makes it beat the naive TRL recipe on a small CPU
+budget (METHODS.md §3), each a default you can switch off:
+- loss on the answer only (`loss_on: completion`), projected onto the vocabulary only there;
+- class-balanced training subset (`train_rows`);
+- batches grouped by length, so little compute goes to padding;
+- a label-prior threshold fitted on held-out *training* rows (`calibration_rows`), saved
+  next to the adapter and used by `reasonalign eval`.
+"""
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from reasonalign import __version__
+from reasonalign.config import option, to_dict
+from reasonalign.errors import UserError
+from reasonalign.scoring import label_logits
+from reasonalign.train.batching import Collator, encode
+
+
+@dataclass
+class TrainConfig:
+    method: str = option("lr", "l = labels only, lr = labels + reasons", ["l", "lr"])
+    model: str = option("smollm2-135m-instruct", "short name (smollm2-135m-instruct, gemma3-270m), hub id or folder")
+    data: str = option("dfar:train", "dfar:train, a CSV/TSV/JSONL path, or ethos:PATH")
+    columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y,reason=why")
+    label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
+    template: str = option("dfar-llama", "dfar-llama, dfar-mistral, chat, or a template .yaml")
+    output: str = option("runs/train", "folder for the adapter, checkpoints, logs and train_summary.json")
+    train_rows: int | None = option(None, "train on a class-balanced subset of this many rows (default: all)")
+    calibration_rows: int = option(200, "held-out training rows used to fit the label-prior threshold (0 = off)")
+    loss_on: str = option("completion", "completion = loss on the answer only; full = whole text (notebooks)",
+                          ["completion", "full"])
+    max_length: int = option(512, "truncate examples to this many tokens (the answer keeps its label)")
+    epochs: float = option(1.0, "passes over the training rows")
+    max_steps: int = option(-1, "stop after this many optimizer steps (-1 = use epochs)")
+    max_tokens: int | None = option(None, "stop once this many real (non-padding) tokens were trained on")
+    batch_size: int = option(8, "sequences per optimizer step (length-grouped)")
+    grad_accum: int = option(1, "gradient accumulation steps")
+    lr: float = option(2e-4, "learning rate (authors: 2e-4)")
+    lr_scheduler: str = option("constant", "constant (authors), cosine or linear", ["constant", "cosine", "linear"])
+    warmup_ratio: float = option(0.03, "share of steps for learning-rate warmup")
+    weight_decay: float = option(0.001, "AdamW weight decay (authors: 0.001)")
+    max_grad_norm: float = option(0.3, "gradient clipping (authors: 0.3)")
+    lora_r: int = option(64, "LoRA rank (authors: 64)")
+    lora_alpha: int = option(16, "LoRA alpha (authors: 16)")
+    lora_dropout: float = option(0.1, "LoRA dropout (authors: 0.1)")
+    lora_targets: str = option("auto", "comma-separated module names, all-linear, or auto (peft's default: q,v)")
+    group_by_length: bool = option(True, "batch examples of similar length together (less padding)")
+    precision: str = option("auto", "auto = bf16 where the hardware runs it fast, else fp32", ["auto", "fp32", "bf16", "fp16"])
+    qlora: bool = option(False, "load the base model in 4-bit NF4 (needs a CUDA GPU and bitsandbytes)")
+    seed: int = option(0, "seed for data sampling, LoRA init and shuffling")
+    logging_steps: int = option(5, "log loss and tokens/s every N steps (progress bar and TensorBoard)")
+    save_steps: int = option(100, "checkpoint every N steps (0 = only at the end)")
+    resume: bool = option(False, "continue from the last checkpoint in --output")
+    overwrite: bool = option(False, "replace an existing finished run in --output")
+    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+
+
+class CompletionTrainer(Trainer):
+    """Cross-entropy on label tokens only, counting real (non-padding) tokens for tokens/s."""
+
+    real_tokens = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits, targets, _ = label_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        if targets.numel() == 0:
+            raise UserError("a training batch has no trainable label tokens (every answer was masked or truncated); "
+                            "check --max-length and the template's answer part")
+        self.real_tokens += int(inputs["attention_mask"].sum())
+        loss = F.cross_entropy(logits, targets, reduction="sum")
+        return loss / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
+
+    def log(self, logs, *args, **kwargs):
+        if "loss" in logs:
+            elapsed = time.time() - self._started
+            logs["real_tokens"] = self.real_tokens
+            logs["tokens_per_s"] = round(self.real_tokens / max(elapsed, 1e-9), 1)
+        super().log(logs, *args, **kwargs)
+
+
+class _Clock(TrainerCallback):
+    """Starts the tokens/s clock and enforces the token budget (`max_tokens`)."""
+
+    def __init__(self, trainer, max_tokens: int | None):
+        self.trainer, self.max_tokens = trainer, max_tokens
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._started = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.max_tokens and self.trainer.real_tokens >= self.max_tokens:
+            control.should_training_stop = True
+
+
+def pick_precision(requested: str, device: str) -> str:
+    from reasonalign.models import supports_bf16
+
+    if requested != "auto":
+        return requested
+    return "bf16" if supports_bf16(device) else "fp32"
+
+
+def _lora(config: TrainConfig):
+    from peft import LoraConfig
+
+    targets = None if config.lora_targets == "auto" else (
+        "all-linear" if config.lora_targets == "all-linear" else [t.strip() for t in config.lora_targets.split(",")])
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      bias="none", task_type="CAUSAL_LM", target_modules=targets)
+
+
+def _quantization(config: TrainConfig, device: str):
+    if not config.qlora:
+        return None
+    if not device.startswith("cuda"):
+        raise UserError("--qlora needs a CUDA GPU (4-bit NF4 via bitsandbytes); this machine has none")
+    try:
+        from transformers import BitsAndBytesConfig
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserError("--qlora needs bitsandbytes: pip install bitsandbytes") from None
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
+
+
+def select_rows(config: TrainConfig):
+    """(dataset, training rows, calibration rows): calibration rows never overlap training rows."""
+    from reasonalign.data import load, parse_columns, parse_label_map, split_off, stratified_sample
+
+    dataset = load(config.data, method=config.method,
+                   columns=parse_columns(config.columns) if config.columns else None,
+                   label_map=parse_label_map(config.label_map) if config.label_map else None)
+    pool, calibration = split_off(dataset.examples, min(config.calibration_rows, len(dataset) // 5), config.seed)
+    rows = stratified_sample(pool, min(config.train_rows, len(pool)), config.seed) if config.train_rows else pool
+    return dataset, rows, calibration
+
+
+def _check_output(config: TrainConfig) -> Path:
+    out = Path(config.output)
+    if (out / "train_summary.json").exists() and not (config.overwrite or config.resume):
+        raise UserError(f"{out}: holds a finished run; pass --overwrite to replace it or choose another --output")
+    if config.resume and not any(out.glob("checkpoint-*")):
+        raise UserError(f"{out}: --resume given but there is no checkpoint to resume from")
+    return out
+
+
+def train(config: TrainConfig, rows=None) -> dict:
+    """Setup -> train -> save. Returns the summary written to train_summary.json.
+
+    `rows` replaces the selected training rows (benchmarks use it to train on exactly the
+    rows a reference run saw)."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    from reasonalign.eval.classify import fit_threshold, score_labels
+    from reasonalign.models import default_device, load_model, load_tokenizer
+    from reasonalign.prompts import get_template
+
+    # --- setup: validate everything before any expensive work
+    out = _check_output(config)
+    template = get_template(config.template)
+    dataset, selected, calibration = select_rows(config)
+    rows = selected if rows is None else rows
+    device = default_device()
+    precision = pick_precision(config.precision, device)
+    if precision == "fp16" and device == "cpu":
+        raise UserError("--precision fp16 needs a GPU; use bf16 or fp32 on CPU")
+    quantization = _quantization(config, device)
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    features = [encode(tokenizer, template.prompt(ex.statement, config.method, tokenizer),
+                       template.answer(ex.label, ex.reason, config.method), max_length=config.max_length,
+                       loss_on=config.loss_on, where=f"{dataset.path}:{ex.row}", chat=template.chat) for ex in rows]
+    torch.manual_seed(config.seed)
+    model = load_model(config.model, trust_remote_code=config.trust_remote_code, quantization=quantization)
+    if quantization is not None:
+        model = prepare_model_for_kbit_training(model)
+    model = get_peft_model(model, _lora(config))
+
+    args = TrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+        num_train_epochs=config.epochs, max_steps=config.max_steps, logging_steps=config.logging_steps,
+        save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 500, save_total_limit=2,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device == "cpu", seed=config.seed,
+        data_seed=config.seed, report_to=["tensorboard"],
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
+    )
+    trainer = CompletionTrainer(model=model, args=args, train_dataset=features,
+                                data_collator=Collator(tokenizer.pad_token_id))
+    trainer.add_callback(_Clock(trainer, config.max_tokens))
+
+    # --- train
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=True if config.resume else None)
+    seconds = time.time() - started
+
+    # --- save: adapter (Hugging Face format), calibration, summary
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    calibration_info = None
+    if calibration:
+        scores = score_labels(model, tokenizer, template, calibration, config.method)
+        labels = [ex.label for ex in calibration]
+        calibration_info = {"threshold": fit_threshold(scores, labels), "rows": len(calibration),
+                            "source": dataset.name, "fitted_on": "held-out training rows (never the test split)"}
+        (out / "calibration.json").write_text(json.dumps(calibration_info, indent=2))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    summary = {
+        "method": config.method, "model": config.model, "template": config.template, "loss_on": config.loss_on,
+        "steps": trainer.state.global_step, "epochs": config.epochs, "train_rows": len(rows),
+        "real_tokens": trainer.real_tokens, "seconds": round(seconds, 1),
+        "tokens_per_s": round(trainer.real_tokens / max(seconds, 1e-9), 1),
+        "final_loss": losses[-1] if losses else result.training_loss, "precision": precision, "device": device,
+        "seed": config.seed, "data": {"spec": config.data, "sha256": dataset.sha256, "rows": len(dataset)},
+        "calibration": calibration_info, "config": to_dict(config), "versions": _versions(),
+    }
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    return summary
+
+
+def _versions() -> dict:
+    import peft
+    import transformers
+
+    return {"reasonalign": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "python": platform.python_version()}

@@ -1,0 +1,27 @@
+"""Label words and the rule that reads a verdict out of free text.
+
+DFAR labels: 0 = ethical, 1 = unethical. "unethical" contains "ethical", so the parser looks
+for the negative forms first and also reads "not ethical" / "non-ethical" as unethical
+(METHODS.md §1).
+"""
+
+import re
+
+LABELS = ("ethical", "unethical")  # index = label id
+
+# Order matters: the first pattern that matches *earliest in the text* wins, and at equal
+# positions the longer (negative) form wins because it is listed first.
+_PATTERNS = [
+    (1, re.compile(r"\b(?:unethical|non[- ]?ethical|not\s+(?:an?\s+)?ethical|immoral)\b", re.I)),
+    (0, re.compile(r"\b(?:ethical|not\s+(?:un|non[- ]?)ethical|moral)\b", re.I)),
+]
+
+
+def parse_verdict(text: str) -> int | None:
+    """Return the label id of the first verdict in `text`, or None when there is none."""
+    best = None  # (position, priority, label)
+    for priority, (label, pattern) in enumerate(_PATTERNS):
+        m = pattern.search(text)
+        if m and (best is None or (m.start(), priority) < best[:2]):
+            best = (m.start(), priority, label)
+    return None if best is None else best[2]
