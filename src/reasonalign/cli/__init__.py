@@ -7,17 +7,12 @@ from reasonalign.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reasonalign.cli import data as data_cli
+    from reasonalign.cli import data, demo, eval, model, train
 
     parser = argparse.ArgumentParser(prog="reasonalign", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    data_cli.register(sub)
-    for name in ("train", "eval", "demo"):
-        try:
-            module = __import__(f"reasonalign.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
+    for module in (data, model, train, eval, demo):
         module.register(sub)
     return parser
 

