@@ -21,7 +21,7 @@ class DemoConfig:
     test_data: str = option("dfar:test-clean", "evaluation data (dfar:test-clean = test minus rows leaked from train)")
     train_rows: int = option(300, "class-balanced training subset (METHODS.md §3 budget: 300 rows)")
     test_rows: int | None = option(None, "evaluate a fixed stratified part of the test data (default: all)")
-    epochs: float = option(2.0, "passes over the training subset (chosen on a validation split of train)")
+    epochs: float = option(1.0, "passes over the training subset (chosen on a validation split of train)")
     lr: float = option(1e-3, "learning rate (chosen on a validation split of train)")
     calibration_rows: int = option(200, "held-out training rows for the label-prior threshold")
     template: str = option("dfar-llama", "prompt template")

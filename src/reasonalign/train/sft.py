@@ -55,6 +55,8 @@ class TrainConfig:
     lora_alpha: int = option(16, "LoRA alpha (authors: 16)")
     lora_dropout: float = option(0.1, "LoRA dropout (authors: 0.1)")
     lora_targets: str = option("auto", "comma-separated module names, all-linear, or auto (peft's default: q,v)")
+    lora_layers: int | None = option(None, "LoRA in the top N transformer layers only: the backward pass stops "
+                                           "below them, so steps are faster (default: all layers)")
     group_by_length: bool = option(True, "batch examples of similar length together (less padding)")
     precision: str = option("auto", "auto = bf16 where the hardware runs it fast, else fp32", ["auto", "fp32", "bf16", "fp16"])
     qlora: bool = option(False, "load the base model in 4-bit NF4 (needs a CUDA GPU and bitsandbytes)")
@@ -110,13 +112,19 @@ def pick_precision(requested: str, device: str) -> str:
     return "bf16" if supports_bf16(device) else "fp32"
 
 
-def _lora(config: TrainConfig):
+def _lora(config: TrainConfig, n_layers: int):
     from peft import LoraConfig
 
+    layers = None
+    if config.lora_layers:
+        if not 0 < config.lora_layers <= n_layers:
+            raise UserError(f"--lora-layers {config.lora_layers}: the model has {n_layers} layers")
+        layers = list(range(n_layers - config.lora_layers, n_layers))
     targets = None if config.lora_targets == "auto" else (
         "all-linear" if config.lora_targets == "all-linear" else [t.strip() for t in config.lora_targets.split(",")])
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      bias="none", task_type="CAUSAL_LM", target_modules=targets)
+                      bias="none", task_type="CAUSAL_LM", target_modules=targets,
+                      layers_to_transform=layers)
 
 
 def _quantization(config: TrainConfig, device: str):
@@ -184,7 +192,7 @@ def train(config: TrainConfig, rows=None) -> dict:
     model = load_model(config.model, trust_remote_code=config.trust_remote_code, quantization=quantization)
     if quantization is not None:
         model = prepare_model_for_kbit_training(model)
-    model = get_peft_model(model, _lora(config))
+    model = get_peft_model(model, _lora(config, model.config.num_hidden_layers))
 
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=config.batch_size,
