@@ -17,10 +17,24 @@ def _parts(model):
     return base, base.get_decoder(), base.get_output_embeddings()
 
 
-def label_logits(model, input_ids, attention_mask, labels):
+def _hidden(decoder, input_ids, attention_mask, shared_prefix: int):
+    """Last hidden states. When every row starts with the same `shared_prefix` tokens (an
+    instruction every prompt repeats), that prefix runs once and its KV cache is shared:
+    the same numbers for less compute. Only for inference (no gradients through the cache)."""
+    if shared_prefix < 1 or input_ids.shape[0] == 1:
+        return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    prefix = decoder(input_ids=input_ids[:1, :shared_prefix], use_cache=True)
+    cache = prefix.past_key_values
+    cache.batch_repeat_interleave(input_ids.shape[0])
+    rest = decoder(input_ids=input_ids[:, shared_prefix:], attention_mask=attention_mask, past_key_values=cache,
+                   use_cache=True).last_hidden_state
+    return torch.cat([prefix.last_hidden_state.expand(input_ids.shape[0], -1, -1), rest], dim=1)
+
+
+def label_logits(model, input_ids, attention_mask, labels, shared_prefix: int = 0):
     """(logits [M, V] in fp32, targets [M], keep [B, T-1]) for the M label positions."""
     base, decoder, head = _parts(model)
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = _hidden(decoder, input_ids, attention_mask, shared_prefix)
     targets = labels[:, 1:]
     keep = targets != IGNORE
     logits = head(hidden[:, :-1][keep]).float()

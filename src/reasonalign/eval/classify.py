@@ -21,6 +21,14 @@ def _prompt_ids(tokenizer, template, examples, method):
             for ex in examples]
 
 
+def _shared_prefix(sequences: list[list[int]]) -> int:
+    """Tokens every sequence starts with, leaving each at least its last token to score from."""
+    shortest = min(len(s) for s in sequences) - 1
+    first = sequences[0]
+    n = next((i for i in range(shortest) if any(s[i] != first[i] for s in sequences)), shortest)
+    return n if n >= 8 else 0  # a short prefix is not worth a second forward pass
+
+
 def _batches(order, size, desc, progress):
     chunks = [order[i:i + size] for i in range(0, len(order), size)]
     return tqdm(chunks, desc=desc, unit="batch", disable=not progress, leave=False)
@@ -43,7 +51,7 @@ def score_labels(model, tokenizer, template, examples, method: str, batch_size: 
             feats = [{"input_ids": prompts[i] + conts[0], "labels": [IGNORE] * len(prompts[i]) + conts[0]}
                      for i in chunk]
             batch = {k: v.to(device) for k, v in collate(feats).items()}
-            logits, _, _ = label_logits(model, **batch)
+            logits, _, _ = label_logits(model, **batch, shared_prefix=_shared_prefix([prompts[i] for i in chunk]))
             logp = torch.log_softmax(logits, -1)[:, [c[0] for c in conts]]
             out[chunk] = logp.cpu().numpy()
         else:  # general case: one sequence per (prompt, label)

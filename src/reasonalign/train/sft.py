@@ -230,6 +230,7 @@ def train(config: TrainConfig, rows=None) -> dict:
         "steps": trainer.state.global_step, "epochs": config.epochs, "train_rows": len(rows),
         "real_tokens": trainer.real_tokens, "seconds": round(seconds, 1),
         "tokens_per_s": round(trainer.real_tokens / max(seconds, 1e-9), 1),
+        "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else result.training_loss, "precision": precision, "device": device,
         "seed": config.seed, "data": {"spec": config.data, "sha256": dataset.sha256, "rows": len(dataset)},
         "calibration": calibration_info, "config": to_dict(config), "versions": _versions(),

@@ -1,0 +1,72 @@
+"""Shared fixtures: a tiny random-weight Llama with the real SmolLM2 tokenizer, and small data files.
+
+The tokenizer comes from the offline SmolLM2 package (converted once into the cache), never
+from the hub; the model is 2 layers x 32 wide, so a training step takes milliseconds.
+"""
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+ETHICAL = ["I helped my neighbour carry groceries.", "I returned the lost wallet to its owner.",
+           "I thanked the bus driver.", "I shared my lunch with a friend.", "I recycled the bottles.",
+           "I held the door for an old man.", "I paid for my coffee.", "I fed the stray cat.",
+           "I called my mother on her birthday.", "I planted a tree in the park.",
+           "I helped my sister with homework.", "I gave my seat to a pregnant woman."]
+UNETHICAL = ["I stole money from the church box.", "I kicked the dog for fun.", "I lied to my boss about being sick.",
+             "I cheated on the exam.", "I broke my friend's phone and blamed her.", "I sold fake medicine.",
+             "I threw trash in the river.", "I read my sister's diary and mocked her.", "I shoplifted a watch.",
+             "I spread a rumour about my coworker.", "I hit a car and drove away.", "I took credit for her work."]
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir() -> str:
+    from reasonalign.models import resolve
+
+    return resolve("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tokenizer_dir) -> str:
+    """Folder with a 2-layer random Llama (safetensors) and the real SmolLM2 tokenizer."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def write_rows(path: Path, n_per_class: int = 12, seed: int = 0) -> Path:
+    """A balanced DFAR-style CSV with reasons."""
+    rows = [(s, 0, f"Doing this is kind and harms nobody: {s.lower()}") for s in ETHICAL[:n_per_class]]
+    rows += [(s, 1, f"Doing this hurts others and is wrong: {s.lower()}") for s in UNETHICAL[:n_per_class]]
+    random.Random(seed).shuffle(rows)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["statement", "label", "reason"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def small_csv(tmp_path) -> str:
+    return str(write_rows(tmp_path / "small.csv"))
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.setenv("DISABLE_MLFLOW_INTEGRATION", "TRUE")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
