@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock requirements-models.txt | cksum | cut -d' ' -f1)
 # Converted models and other caches live here (default: the user cache dir).
 export REASONALIGN_CACHE ?= $(HOME)/.cache/reasonalign
+# The venv's `reasonalign` comes first, whatever else PATH holds.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup models demo test test-fast bench clean
 

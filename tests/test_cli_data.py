@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SCRIPT = shutil.which("reasonalign") or str(Path(sys.executable).parent / "reasonalign")
+# the script installed with the Python running the tests first: PATH may hold another install's
+SCRIPT = (shutil.which("reasonalign", path=str(Path(sys.executable).parent)) or shutil.which("reasonalign")
+          or str(Path(sys.executable).parent / "reasonalign"))
 
 
 def run(*args):

@@ -32,6 +32,12 @@ def _convert(cls, name: str, value):
         return None
     tp = _base_type(typing.get_type_hints(cls)[name])
     try:
+        # YAML gives typed values: never truncate 8.5 to 8 or read true/[..] as a number or text
+        if isinstance(value, (list, dict)) or (isinstance(value, bool) and tp is not bool):
+            raise ValueError(value)
+        if (tp is int and isinstance(value, float) and not value.is_integer()) or (
+                tp is bool and not isinstance(value, str) and value not in (0, 1)):
+            raise ValueError(value)
         if tp is bool and isinstance(value, str):
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(value)

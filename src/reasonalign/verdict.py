@@ -1,8 +1,8 @@
 """Label words and the rule that reads a verdict out of free text.
 
 DFAR labels: 0 = ethical, 1 = unethical. "unethical" contains "ethical", so the parser looks
-for the negative forms first and also reads "not ethical" / "non-ethical" as unethical
-(METHODS.md §1).
+for the negative forms first and also reads "not ethical" / "non-ethical" / "isn't ethical" /
+"not moral" as unethical and "not (an) unethical" as ethical (METHODS.md §1).
 """
 
 import re
@@ -11,9 +11,10 @@ LABELS = ("ethical", "unethical")  # index = label id
 
 # Order matters: the first pattern that matches *earliest in the text* wins, and at equal
 # positions the longer (negative) form wins because it is listed first.
+_NOT = r"(?:\bnot|n't)\s+(?:an?\s+)?"  # "not", "isn't", "not a(n)"
 _PATTERNS = [
-    (1, re.compile(r"\b(?:unethical|non[- ]?ethical|not\s+(?:an?\s+)?ethical|immoral)\b", re.I)),
-    (0, re.compile(r"\b(?:ethical|not\s+(?:un|non[- ]?)ethical|moral)\b", re.I)),
+    (1, re.compile(rf"\b(?:unethical|non[- ]?ethical|immoral)\b|{_NOT}(?:ethical|moral)\b", re.I)),
+    (0, re.compile(rf"{_NOT}(?:(?:un|non[- ]?)ethical|immoral)\b|\b(?:ethical|moral)\b", re.I)),
 ]
 
 

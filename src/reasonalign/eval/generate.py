@@ -1,0 +1,80 @@
+"""`reasonalign generate` recipe: verdict + reason for every statement, batched with a KV cache.
+
+The reasons written here are what the Misalignment Rate judges (issue 3) read.
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reasonalign.config import option, to_dict
+from reasonalign.verdict import LABELS, parse_verdict
+
+_LEAD = re.compile(r"^\s*(?:the statement is\s+)?(?:not\s+|non[- ]?)?(?:un)?ethical\b\s*[.:,;!-]*\s*", re.I)
+
+
+@dataclass
+class GenerateConfig:
+    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
+    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train`")
+    data: str = option("dfar:test-clean", "dfar:test, dfar:test-clean, ethos:PATH, or a CSV/TSV/JSONL path")
+    columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y")
+    label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
+    rows: int | None = option(None, "generate for a fixed part of the data with its label shares (default: all)")
+    template: str | None = option(None, "prompt template (default: the adapter's, else dfar-llama)")
+    method: str = option("lr", "prompt variant: lr asks for a reason, l for the label only", ["l", "lr"])
+    max_new_tokens: int = option(64, "tokens to generate per statement (stops earlier at EOS)")
+    temperature: float = option(0.0, "0 = greedy; above 0 samples")
+    top_p: float = option(1.0, "nucleus sampling mass (with temperature > 0)")
+    batch_size: int = option(16, "statements per generate call (left-padded)")
+    output: str = option("runs/generate", "folder for generations.jsonl")
+    seed: int = option(0, "seed for row selection and sampling")
+    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+
+
+def split_reason(text: str) -> str:
+    """The reason: the output minus its leading verdict ("unethical. Because..." -> "Because...")."""
+    return _LEAD.sub("", text, count=1).strip()
+
+
+def generate(config: GenerateConfig) -> list[dict]:
+    from reasonalign.data import load, parse_columns, parse_label_map, split_off
+    from reasonalign.eval.classify import generate_answers
+    from reasonalign.eval.run import _adapter_summary
+    from reasonalign.models import load_model, load_tokenizer
+    from reasonalign.prompts import get_template
+
+    template = get_template(config.template or _adapter_summary(config.adapter).get("template", "dfar-llama"))
+    dataset = load(config.data, columns=parse_columns(config.columns) if config.columns else None,
+                   label_map=parse_label_map(config.label_map) if config.label_map else None)
+    examples = dataset.examples
+    if config.rows and config.rows < len(examples):
+        examples = split_off(examples, config.rows, config.seed)[1]
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+    sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.temperature > 0 else {}
+    torch.manual_seed(config.seed)
+    started = time.time()
+    texts = generate_answers(model, tokenizer, template, examples, config.method,
+                             max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, **sampling)
+    seconds = time.time() - started
+    records = []
+    for ex, text in zip(examples, texts):
+        verdict = parse_verdict(text)
+        records.append({"row": ex.row, "statement": ex.statement, "gold": LABELS[ex.label],
+                        "gold_reason": ex.reason, "prompt": template.prompt(ex.statement, config.method, tokenizer),
+                        "output": text, "verdict": None if verdict is None else LABELS[verdict],
+                        "reason": split_reason(text)})
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "generations.jsonl", "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    (out / "generate_summary.json").write_text(json.dumps(
+        {"n": len(records), "seconds": round(seconds, 1), "data": dataset.name, "data_sha256": dataset.sha256,
+         "config": to_dict(config)}, indent=2))
+    return records
