@@ -16,8 +16,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from reasonalign.errors import UserError
 
 PROBE_TEXT = "The statement is ethical. Helping a friend move is kind."
@@ -79,6 +77,7 @@ def resolve(name: str) -> str:
 
 
 def convert_gguf(name: str, target: Path) -> Path:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = OFFLINE_MODELS[name]
@@ -109,6 +108,7 @@ def convert_gguf(name: str, target: Path) -> Path:
 
 
 def _probe_difference(model, tokenizer, saved: Path) -> float:
+    import torch
     from transformers import AutoModelForCausalLM
 
     reloaded = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32)
@@ -135,11 +135,12 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 
 
 def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool = False,
-               dtype: torch.dtype = torch.float32, device: str | None = None, quantization=None):
-    """Load a causal LM (and optionally a LoRA adapter) for training or inference."""
+               dtype=None, device: str | None = None, quantization=None):
+    """Load a causal LM (and optionally a LoRA adapter) for training or inference (fp32 by default)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs = dict(dtype=dtype, trust_remote_code=trust_remote_code)
+    kwargs = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
     try:
@@ -156,12 +157,16 @@ def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool
 
 
 def default_device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def supports_bf16(device: str) -> bool:
     """bf16 autocast pays off on GPUs with bf16 and on CPUs with AVX512-BF16/AMX."""
     if device.startswith("cuda"):
+        import torch
+
         return torch.cuda.is_bf16_supported()
     try:
         flags = Path("/proc/cpuinfo").read_text()

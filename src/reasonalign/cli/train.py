@@ -1,7 +1,7 @@
 """`reasonalign train`: L or L+R LoRA fine-tuning."""
 
 from reasonalign import config as cfg
-from reasonalign.train.sft import TrainConfig
+from reasonalign.train.config import TrainConfig
 
 
 def register(sub) -> None:

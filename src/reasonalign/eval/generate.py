@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from reasonalign.config import option, to_dict
 from reasonalign.verdict import LABELS, parse_verdict
 
@@ -42,6 +40,8 @@ def split_reason(text: str) -> str:
 
 
 def generate(config: GenerateConfig) -> list[dict]:
+    import torch
+
     from reasonalign.data import load, parse_columns, parse_label_map, split_off
     from reasonalign.eval.classify import generate_answers
     from reasonalign.eval.run import _adapter_summary
