@@ -42,18 +42,13 @@ def split_reason(text: str) -> str:
 def generate(config: GenerateConfig) -> list[dict]:
     import torch
 
-    from reasonalign.data import load, parse_columns, parse_label_map, split_off
     from reasonalign.eval.classify import generate_answers
-    from reasonalign.eval.run import _adapter_summary
+    from reasonalign.eval.run import _adapter_summary, load_rows
     from reasonalign.models import load_model, load_tokenizer
     from reasonalign.prompts import get_template
 
     template = get_template(config.template or _adapter_summary(config.adapter).get("template", "dfar-llama"))
-    dataset = load(config.data, columns=parse_columns(config.columns) if config.columns else None,
-                   label_map=parse_label_map(config.label_map) if config.label_map else None)
-    examples = dataset.examples
-    if config.rows and config.rows < len(examples):
-        examples = split_off(examples, config.rows, config.seed)[1]
+    dataset, examples = load_rows(config)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
     sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.temperature > 0 else {}

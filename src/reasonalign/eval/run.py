@@ -64,8 +64,19 @@ def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
         raise UserError(f"{path}: not a calibration file (needs a numeric 'threshold')") from None
 
 
-def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
+def load_rows(config) -> tuple:
+    """(dataset, the examples to score): all rows, or a fixed part with the label shares (`rows`)."""
     from reasonalign.data import load, parse_columns, parse_label_map, split_off
+
+    dataset = load(config.data, columns=parse_columns(config.columns) if config.columns else None,
+                   label_map=parse_label_map(config.label_map) if config.label_map else None)
+    examples = dataset.examples
+    if config.rows and config.rows < len(examples):
+        examples = split_off(examples, config.rows, config.seed)[1]
+    return dataset, examples
+
+
+def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     from reasonalign.eval import classify
     from reasonalign.eval.metrics import classification_metrics
     from reasonalign.models import load_model, load_tokenizer
@@ -74,11 +85,7 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     summary = _adapter_summary(config.adapter)
     template = get_template(config.template or summary.get("template", "dfar-llama"))
     method = config.method or summary.get("method", "lr")
-    dataset = load(config.data, columns=parse_columns(config.columns) if config.columns else None,
-                   label_map=parse_label_map(config.label_map) if config.label_map else None)
-    examples = dataset.examples
-    if config.rows and config.rows < len(examples):
-        examples = split_off(examples, config.rows, config.seed)[1]
+    dataset, examples = load_rows(config)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     if model is None:
