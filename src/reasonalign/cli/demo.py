@@ -85,6 +85,13 @@ def _row(name: str, metrics: dict, summary: dict | None) -> dict:
             "train_tokens": summary["real_tokens"] if summary else 0}
 
 
+def _cells(r: dict) -> list[str]:
+    """One results row as text: the same cells in the terminal table and in results.md."""
+    lo, hi = r["ci95"]
+    return [r["model"], f"{r['accuracy']:.1%}", f"{lo:.1%}–{hi:.1%}", str(r["n"]),
+            f"{r['train_seconds']:.0f}", f"{r['eval_seconds']:.0f}"]
+
+
 def _table(results, config):
     from rich.table import Table
 
@@ -92,9 +99,7 @@ def _table(results, config):
     for col in ("model", "accuracy", "95% CI", "n", "train s", "eval s"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
-        lo, hi = r["ci95"]
-        table.add_row(r["model"], f"{r['accuracy']:.1%}", f"{lo:.1%}–{hi:.1%}", str(r["n"]),
-                      f"{r['train_seconds']:.0f}", f"{r['eval_seconds']:.0f}")
+        table.add_row(*_cells(r))
     table.caption = f"majority class: {results[0]['majority_baseline']:.1%}; CI: bootstrap, 2000 resamples"
     return table
 
@@ -102,10 +107,7 @@ def _table(results, config):
 def _markdown(results, config) -> str:
     lines = [f"# reasonalign demo: {config.model} on {config.test_data} (seed {config.seed})", "",
              "| model | accuracy | 95% CI | n | train s | eval s |", "|---|---|---|---|---|---|"]
-    for r in results:
-        lo, hi = r["ci95"]
-        lines.append(f"| {r['model']} | {r['accuracy']:.1%} | {lo:.1%}–{hi:.1%} | {r['n']} | "
-                     f"{r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
     lines += ["", f"Majority class: {results[0]['majority_baseline']:.1%}. Thresholds fitted on "
               f"{config.calibration_rows} held-out training rows. Written {time.strftime('%Y-%m-%d %H:%M')}."]
     return "\n".join(lines) + "\n"

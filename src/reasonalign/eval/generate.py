@@ -10,20 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonalign.config import option, to_dict
+from reasonalign.eval.run import ScoringInputs
 from reasonalign.verdict import LABELS, parse_verdict
 
 _LEAD = re.compile(r"^\s*(?:the statement is\s+)?(?:not\s+|non[- ]?)?(?:un)?ethical\b\s*[.:,;!-]*\s*", re.I)
 
 
 @dataclass
-class GenerateConfig:
-    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
-    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train`")
-    data: str = option("dfar:test-clean", "dfar:test, dfar:test-clean, ethos:PATH, or a CSV/TSV/JSONL path")
-    columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y")
-    label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
-    rows: int | None = option(None, "generate for a fixed part of the data with its label shares (default: all)")
-    template: str | None = option(None, "prompt template (default: the adapter's, else dfar-llama)")
+class GenerateConfig(ScoringInputs):
     method: str = option("lr", "prompt variant: lr asks for a reason, l for the label only", ["l", "lr"])
     max_new_tokens: int = option(64, "tokens to generate per statement (stops earlier at EOS)")
     temperature: float = option(0.0, "0 = greedy; above 0 samples")
@@ -31,7 +25,6 @@ class GenerateConfig:
     batch_size: int = option(16, "statements per generate call (left-padded)")
     output: str = option("runs/generate", "folder for generations.jsonl")
     seed: int = option(0, "seed for row selection and sampling")
-    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
 
 def split_reason(text: str) -> str:
@@ -43,12 +36,11 @@ def generate(config: GenerateConfig) -> list[dict]:
     import torch
 
     from reasonalign.eval.classify import generate_answers
-    from reasonalign.eval.run import _adapter_summary, load_rows
     from reasonalign.models import load_model, load_tokenizer
     from reasonalign.prompts import get_template
 
-    template = get_template(config.template or _adapter_summary(config.adapter).get("template", "dfar-llama"))
-    dataset, examples = load_rows(config)
+    template = get_template(config.template_name())
+    dataset, examples = config.load_rows(config.seed)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
     sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.temperature > 0 else {}

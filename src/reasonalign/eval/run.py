@@ -12,14 +12,40 @@ from reasonalign.errors import UserError
 
 
 @dataclass
-class EvalConfig:
+class ScoringInputs:
+    """Which model reads which rows: the options `eval` and `generate` share."""
+
     model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
     adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train`")
     data: str = option("dfar:test-clean", "dfar:test, dfar:test-clean, ethos:PATH, or a CSV/TSV/JSONL path")
     columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y")
     label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
-    rows: int | None = option(None, "evaluate a fixed part of the data with its label shares (default: all)")
+    rows: int | None = option(None, "use a fixed part of the data with its label shares (default: all)")
     template: str | None = option(None, "prompt template (default: the adapter's, else dfar-llama)")
+    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+
+    def adapter_summary(self) -> dict:
+        """The adapter's train_summary.json ({} without an adapter): its template and method."""
+        path = Path(self.adapter or "") / "train_summary.json"
+        return json.loads(path.read_text()) if self.adapter and path.is_file() else {}
+
+    def template_name(self) -> str:
+        return self.template or self.adapter_summary().get("template", "dfar-llama")
+
+    def load_rows(self, seed: int) -> tuple:
+        """(dataset, the examples to use): all rows, or a fixed part with the label shares (`rows`)."""
+        from reasonalign.data import load, parse_columns, parse_label_map, split_off
+
+        dataset = load(self.data, columns=parse_columns(self.columns) if self.columns else None,
+                       label_map=parse_label_map(self.label_map) if self.label_map else None)
+        examples = dataset.examples
+        if self.rows and self.rows < len(examples):
+            examples = split_off(examples, self.rows, seed)[1]
+        return dataset, examples
+
+
+@dataclass
+class EvalConfig(ScoringInputs):
     method: str | None = option(None, "prompt variant l or lr (default: the adapter's, else lr)", ["l", "lr"])
     scoring: str = option("loglik", "loglik = compare label log-likelihoods; generate = generate and parse",
                           ["loglik", "generate"])
@@ -30,13 +56,6 @@ class EvalConfig:
     max_new_tokens: int = option(16, "generate: tokens to generate per item")
     output: str = option("runs/eval", "folder for metrics.json and predictions.jsonl")
     seed: int = option(0, "seed for row selection and the bootstrap")
-    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
-
-
-def _adapter_summary(adapter: str | None) -> dict:
-    if adapter and (Path(adapter) / "train_summary.json").is_file():
-        return json.loads((Path(adapter) / "train_summary.json").read_text())
-    return {}
 
 
 def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
@@ -64,28 +83,15 @@ def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
         raise UserError(f"{path}: not a calibration file (needs a numeric 'threshold')") from None
 
 
-def load_rows(config) -> tuple:
-    """(dataset, the examples to score): all rows, or a fixed part with the label shares (`rows`)."""
-    from reasonalign.data import load, parse_columns, parse_label_map, split_off
-
-    dataset = load(config.data, columns=parse_columns(config.columns) if config.columns else None,
-                   label_map=parse_label_map(config.label_map) if config.label_map else None)
-    examples = dataset.examples
-    if config.rows and config.rows < len(examples):
-        examples = split_off(examples, config.rows, config.seed)[1]
-    return dataset, examples
-
-
 def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     from reasonalign.eval import classify
     from reasonalign.eval.metrics import classification_metrics
     from reasonalign.models import load_model, load_tokenizer
     from reasonalign.prompts import get_template
 
-    summary = _adapter_summary(config.adapter)
-    template = get_template(config.template or summary.get("template", "dfar-llama"))
-    method = config.method or summary.get("method", "lr")
-    dataset, examples = load_rows(config)
+    template = get_template(config.template_name())
+    method = config.method or config.adapter_summary().get("method", "lr")
+    dataset, examples = config.load_rows(config.seed)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     if model is None:
