@@ -47,10 +47,20 @@ def _convert(cls, name: str, value):
         raise UserError(f"option {name}: expected {tp.__name__}, got {value!r}") from None
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
-    """One `--field-name` flag per dataclass field; help and choices come from the field."""
-    parser.add_argument("--config", metavar="YAML", help="recipe file with any of the options below")
+def add_arguments(parser, cls, seen: set[str] | None = None) -> None:
+    """One `--field-name` flag per dataclass field; help and choices come from the field.
+
+    `seen` (names already added to the same parser) lets several configs share one command:
+    `eval --task ...` adds each task's options once, in the task's own argument group.
+    """
+    if seen is None or not seen:
+        parser.add_argument("--config", metavar="YAML", help="recipe file with any of the options below")
+    seen = set() if seen is None else seen
+    seen.add("config")
     for f in dataclasses.fields(cls):
+        if f.name in seen:
+            continue
+        seen.add(f.name)
         flag = "--" + f.name.replace("_", "-")
         tp = _base_type(typing.get_type_hints(cls)[f.name])
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata.get('help', '')} (default: {f.default})")

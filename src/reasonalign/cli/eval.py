@@ -1,22 +1,48 @@
-"""`reasonalign eval`: accuracy with n, 95% CI and per-class scores."""
+"""`reasonalign eval --task labels|reasons|answers|ranking`: one command, one config per task.
+
+Each task's options are a dataclass in its own module; options with the same name (model,
+adapter, output, seed, ...) mean the same thing in every task and appear once.
+"""
+
+import dataclasses
+import importlib
 
 from reasonalign import config as cfg
-from reasonalign.eval.run import EvalConfig
+from reasonalign.errors import UserError
+
+# task: (module, its config class, its function config -> metrics dict, what it measures).
+# The module also has `headline(metrics, config) -> str`, the line printed when it is done.
+TASKS = {
+    "labels": ("reasonalign.eval.run", "EvalConfig", "evaluate", "classification accuracy (DFAR, ETHOS)"),
+}
+GLOBAL = {"command", "run", "debug", "task", "config"}
+
+
+def _task(name: str):
+    module, config_name, fn_name, _ = TASKS[name]
+    mod = importlib.import_module(module)
+    return mod, getattr(mod, config_name), getattr(mod, fn_name)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="measure classification accuracy",
-                       description="Score a model (optionally with a LoRA adapter) and write metrics.json.")
-    cfg.add_arguments(p, EvalConfig)
+    p = sub.add_parser("eval", help="measure accuracy, misalignment rate, answers or ranking",
+                       description="Evaluate a model (optionally with a LoRA adapter) and write metrics.json. "
+                                   "Tasks: " + "; ".join(f"{k} = {v[3]}" for k, v in TASKS.items()) + ".")
+    p.add_argument("--task", choices=list(TASKS), default="labels", help="what to measure (default: labels)")
+    seen: set[str] = set()
+    for name in TASKS:
+        group = p.add_argument_group(f"--task {name}" if seen else f"--task {name} (and options shared by all tasks)")
+        cfg.add_arguments(group, _task(name)[0], seen)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from reasonalign.eval.run import evaluate
-
-    config = cfg.build(EvalConfig, args)
-    m = evaluate(config)
-    lo, hi = m["ci95"]
-    print(f"accuracy {m['accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={m['n']}, seed {m['seed']}) "
-          f"in {m['seconds']} s -> {config.output}/metrics.json")
+    mod, config_cls, evaluate = _task(args.task)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    foreign = sorted(k for k in vars(args) if k not in names | GLOBAL)
+    if foreign:  # a flag of another task would otherwise be silently ignored
+        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+        raise UserError(f"{flags}: not an option of --task {args.task}")
+    config = cfg.build(config_cls, args)
+    print(mod.headline(evaluate(config), config))
     return 0

@@ -130,3 +130,9 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
             f.write(json.dumps({"row": ex.row, "statement": ex.statement, "gold": int(ex.label), "pred": int(p),
                                 "correct": bool(p == ex.label), **item}) + "\n")
     return metrics
+
+
+def headline(m: dict, config: EvalConfig) -> str:
+    lo, hi = m["ci95"]
+    return (f"accuracy {m['accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={m['n']}, seed {m['seed']}) "
+            f"in {m['seconds']} s -> {config.output}/metrics.json")
