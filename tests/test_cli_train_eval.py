@@ -109,13 +109,19 @@ def test_debug_shows_the_error_itself(tmp_path):
 def test_demo_on_a_tiny_model(tiny_model, tmp_path):
     out = tmp_path / "demo"
     r = cli("demo", "--model", tiny_model, "--train-rows", "16", "--test-rows", "16", "--calibration-rows", "8",
-            "--epochs", "1", "--output", str(out))
+            "--epochs", "1", "--mar-rows", "8", "--mar-max-new-tokens", "6", "--output", str(out))
     assert r.returncode == 0, r.stderr
     results = json.loads((out / "results.json").read_text())["results"]
     assert [x["model"] for x in results] == ["untuned", "L (labels)", "L+R (labels + reasons)"]
-    assert all(x["n"] == 16 and 0 <= x["accuracy"] <= 1 for x in results)
+    for x in results:
+        # leakage-aware: the whole test sample and its clean part, side by side
+        full, clean = x["accuracy"]["dfar:test"], x["accuracy"]["dfar:test-clean"]
+        assert full["n"] == 16 and 0 < clean["n"] < 16 and 0 <= full["accuracy"] <= 1
+        assert x["mar"]["dfar:test"]["n"] == 8 and 0 <= x["mar"]["dfar:test"]["mar"] <= 1
     assert (out / "l" / "adapter_model.safetensors").is_file() and (out / "lr" / "adapter_model.safetensors").is_file()
-    assert "| L+R (labels + reasons) |" in (out / "results.md").read_text()
+    assert (out / "lr" / "eval-reasons" / "judgements.jsonl").is_file()
+    md = (out / "results.md").read_text()
+    assert "| L+R (labels + reasons) |" in md and "MAR dfar:test-clean" in md
 
 
 def test_model_list(capsys):

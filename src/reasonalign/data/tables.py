@@ -153,6 +153,16 @@ def _load_dfar(split: str, method: str | None) -> Dataset:
     return test
 
 
+def clean_rows(name: str | None) -> set[int] | None:
+    """Rows of DFAR test that are not repeated from train, when `name` is a DFAR test split.
+
+    Reports show every DFAR test result on the full published test set and on this clean
+    part side by side; None for any other data."""
+    if name not in ("dfar:test", "dfar:test-clean"):
+        return None
+    return {e.row for e in _load_dfar("test-clean", None).examples}
+
+
 def _load_ethos(name: str, spec_path: str, method: str | None) -> Dataset:
     """ETHOS binary: `comment;isHate`, isHate = share of annotators who saw hate; >= 0.5 -> unethical."""
     if method == "lr":

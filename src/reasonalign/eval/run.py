@@ -17,7 +17,8 @@ class ScoringInputs:
 
     model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
     adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train`")
-    data: str = option("dfar:test-clean", "dfar:test, dfar:test-clean, ethos:PATH, or a CSV/TSV/JSONL path")
+    data: str = option("dfar:test", "dfar:test (reported with its clean part side by side), dfar:test-clean, "
+                                    "ethos:PATH, or a CSV/TSV/JSONL path")
     columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y")
     label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
     rows: int | None = option(None, "use a fixed part of the data with its label shares (default: all)")
@@ -119,6 +120,7 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     seconds = time.time() - started
 
     metrics = classification_metrics(gold, pred, seed=config.seed)
+    metrics["splits"] = leakage_splits(dataset.name, examples, gold, pred, config.seed)
     metrics.update(extra, data=dataset.name, data_sha256=dataset.sha256, model=config.model, adapter=config.adapter,
                    template=template.name, method=method, scoring=config.scoring, seconds=round(seconds, 1),
                    seed=config.seed, config=to_dict(config))
@@ -132,7 +134,24 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     return metrics
 
 
+def leakage_splits(name: str, examples, gold, pred, seed: int) -> dict:
+    """Accuracy on the full DFAR test set and on its clean part, side by side ({} for other data)."""
+    from reasonalign.data.tables import clean_rows
+    from reasonalign.eval.metrics import classification_metrics
+
+    clean = clean_rows(name)
+    if clean is None:
+        return {}
+    keep = np.array([ex.row in clean for ex in examples])
+    pick = ("accuracy", "n", "ci95", "majority_baseline")
+    full = classification_metrics(gold, pred, seed=seed)
+    part = classification_metrics(gold[keep], pred[keep], seed=seed)
+    return {name: {k: full[k] for k in pick}, "dfar:test-clean": {k: part[k] for k in pick}}
+
+
 def headline(m: dict, config: EvalConfig) -> str:
     lo, hi = m["ci95"]
-    return (f"accuracy {m['accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={m['n']}, seed {m['seed']}) "
+    clean = m["splits"].get("dfar:test-clean") if m["data"] != "dfar:test-clean" else None
+    side = f"; clean split {clean['accuracy']:.1%} (n={clean['n']})" if clean else ""
+    return (f"accuracy {m['accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={m['n']}, seed {m['seed']}){side} "
             f"in {m['seconds']} s -> {config.output}/metrics.json")

@@ -267,8 +267,12 @@ class VotingJudge:
         self.per_judge: dict[str, list[Judgement]] = {}
 
     def judge(self, items: list[JudgeItem]) -> list[Judgement]:
-        self.per_judge = {n: j.judge(items) for n, j in zip(self.names, self.judges)}
-        return [self._vote(it, [res[i] for res in self.per_judge.values()]) for i, it in enumerate(items)]
+        return self.combine(items, [j.judge(items) for j in self.judges])
+
+    def combine(self, items: list[JudgeItem], results: list[list[Judgement]]) -> list[Judgement]:
+        """The vote over judgements the judges already made (one list per judge, in order)."""
+        self.per_judge = dict(zip(self.names, results))
+        return [self._vote(it, [res[i] for res in results]) for i, it in enumerate(items)]
 
     def _vote(self, item: JudgeItem, votes: list[Judgement]) -> Judgement:
         tally = {n: ("error" if v.error else v.aligned) for n, v in zip(self.names, votes)}
