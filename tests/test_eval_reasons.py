@@ -180,3 +180,16 @@ def test_ethos_cross_dataset_reasons_say_what_the_judge_could_not_check(tiny_mod
     m = json.loads((out / "metrics.json").read_text())
     assert m["n"] == 6 and m["items_with_gold_reason"] == 0 and "no human reasons" in m["note"]
     assert "low_similarity" not in m["criteria_rates"] and m["splits"] == {}
+
+
+def test_local_model_as_llm_judge_its_unreadable_answers_count_as_errors(tiny_model, tmp_path):
+    gens = write_generations(tmp_path / "gen", RECORDS[:2])
+    out = tmp_path / "ev"
+    r = cli("eval", "--task", "reasons", "--generations", str(gens), "--judge", "llm", "--judge-model", tiny_model,
+            "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    # a random model never writes the rubric's ALIGNED line: judge errors, counted misaligned, never aligned
+    assert m["judge"].startswith("llm:hf:") and m["judge_version"].startswith("rubric_v1-")
+    assert m["mar"] == 1.0 and m["errors"] == 2 and m["criteria_rates"] == {"judge_error": 1.0}
+    assert (out / "judge-cache" / "llm_judge_cache.jsonl").is_file()
