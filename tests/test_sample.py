@@ -195,3 +195,22 @@ def test_an_existing_groups_file_is_not_replaced(tiny_model, tmp_path, capsys):
     out.write_text("keep\n")
     assert main(["sample", "--model", tiny_model, "--data", GSM8K, "--output", str(out)]) == 2
     assert "pass --overwrite" in capsys.readouterr().err and out.read_text() == "keep\n"
+
+
+# ---------------------------------------------------------------- generate_texts
+
+def test_k_samples_per_prompt_come_back_in_prompt_order(tiny_model):
+    """At a temperature near 0 sampling is greedy, so each prompt's k texts equal its greedy text."""
+    from reasonalign.generation import cut_at_stop, generate_texts
+    from reasonalign.models import load_model, load_tokenizer
+
+    model, tok = load_model(tiny_model), load_tokenizer(tiny_model)
+    prompts = ["Question: a long question with many words in it?\nAnswer:", "Question: short?\nAnswer:",
+               "Question: medium length one here?\nAnswer:"]
+    greedy = generate_texts(model, tok, prompts, add_special_tokens=True, max_new_tokens=4, batch_size=2,
+                            progress=False)
+    sampled = generate_texts(model, tok, prompts, add_special_tokens=True, max_new_tokens=4, batch_size=2,
+                             num_return_sequences=2, temperature=1e-4, seed=0, progress=False)
+    assert len(set(greedy)) == 3 and sampled == [g for g in greedy for _ in range(2)]
+    assert cut_at_stop(" 72.\nQuestion: next\nAnswer: 5", ("\nQuestion:",)) == " 72."
+    assert cut_at_stop(" 72.", ("\nQuestion:",)) == " 72."
