@@ -134,6 +134,8 @@ def _validate(config: SampleConfig) -> tuple[Path, Path]:
         raise UserError(f"--top-p {config.top_p}: must be in (0, 1]")
     if config.max_new_tokens < 1 or config.batch_size < 1:
         raise UserError("--max-new-tokens and --batch-size must be at least 1")
+    if (config.rows is not None and config.rows < 1) or config.skip_rows < 0:
+        raise UserError("--rows must be at least 1 and --skip-rows at least 0")
     out = Path(config.output)
     summary = out.parent / "sample_summary.json"
     if out.exists() and not config.overwrite:
@@ -182,8 +184,6 @@ def _dfar_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
         raise UserError(f"{config.adapter}: trained with method {method!r}; pass --method l or lr for DFAR prompts")
     dataset = load(config.data)
     pool = dataset.examples
-    if config.rows is not None and config.rows < 1:
-        raise UserError(f"--rows {config.rows}: must be at least 1")
     if config.skip_rows:  # exactly the rows `--rows skip_rows` would take
         if config.skip_rows >= len(pool):
             raise UserError(f"--skip-rows {config.skip_rows}: leaves no rows (the data has {len(pool)})")
