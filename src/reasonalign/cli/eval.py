@@ -16,6 +16,8 @@ TASKS = {
     "labels": ("reasonalign.eval.run", "EvalConfig", "evaluate", "classification accuracy (DFAR, ETHOS)"),
     "reasons": ("reasonalign.eval.reasons", "ReasonsConfig", "evaluate_reasons",
                 "misalignment rate (MAR) of generated reasons, by the reference, llm or human judge"),
+    "answers": ("reasonalign.eval.answers", "AnswersConfig", "evaluate_answers",
+                "chain-of-thought answer accuracy (GSM8K, AQuA)"),
 }
 GLOBAL = {"command", "run", "debug", "task", "config"}
 

@@ -19,6 +19,7 @@ clean token boundary for most BPE vocabularies.
 
 import json
 import os
+import random
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -57,13 +58,42 @@ def data_root() -> Path:
 
 def load_cot(spec: str) -> list[CotExample]:
     """Load `gsm8k:train|test`, `aqua:dev|test`, or a JSONL path whose format is sniffed."""
+    return _load(*cot_source(spec))
+
+
+def cot_source(spec: str) -> tuple[Path, str | None]:
+    """(file, task or None = sniff it) for a data spec, without reading the file."""
     task, _, split = spec.partition(":")
     if task in SPLITS and split:
         if split not in SPLITS[task]:
             known = ", ".join(f"{t}:{s}" for t in SPLITS for s in SPLITS[t])
             raise UserError(f"{spec}: unknown data set (known: {known}, or a file path)")
-        return _load(data_root() / task / SPLITS[task][split], task)
-    return _load(Path(spec), None)
+        return data_root() / task / SPLITS[task][split], task
+    return Path(spec), None
+
+
+def task_of(examples: list[CotExample]) -> str:
+    """'aqua' (multiple choice: every AQuA example has options) or 'gsm8k'."""
+    return "aqua" if examples[0].options else "gsm8k"
+
+
+def pick_rows(examples: list, n: int | None, seed: int, skip: int = 0) -> list:
+    """Rows `skip` to `skip + n` of a seeded shuffle; all rows in file order when n and skip are unset.
+
+    A first-N slice of one fixed order, so `--rows 100` and `--rows 500 --skip-rows 100` (same
+    seed) never share a row: held-out and training rows come from one shuffle.
+    """
+    if n is not None and n < 1:
+        raise UserError(f"--rows {n}: must be at least 1")
+    if skip < 0:
+        raise UserError(f"--skip-rows {skip}: must be 0 or more")
+    if not n and not skip:
+        return list(examples)
+    if skip >= len(examples):
+        raise UserError(f"--skip-rows {skip}: leaves no rows (the data has {len(examples)})")
+    order = list(examples)
+    random.Random(seed).shuffle(order)
+    return order[skip:skip + n] if n else order[skip:]
 
 
 def _load(path: Path, task: str | None) -> list[CotExample]:
@@ -186,6 +216,8 @@ _NUMBER = re.compile(
 # What may stand between an answer marker and its number: ': ', '**', '\boxed{', 'about '.
 _NEAR_MARKER = re.compile(r"[ \t:=*(\[{]*(?:\\boxed\{)?(?:[A-Za-z]+ )?" + _NUMBER.pattern)
 _CONTINUATION = re.compile(r"\n\s*Question:")
+# Where generation stops: a base model writes the next exercise after its answer (not its answer).
+STOP = ("\nQuestion:",)
 
 
 def normalise_number(text: str) -> str | None:

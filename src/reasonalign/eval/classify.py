@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reasonalign.eval.metrics import UNPARSEABLE
+from reasonalign.generation import generate_texts
 from reasonalign.scoring import answer_logprobs, label_logits
 from reasonalign.train.batching import IGNORE, Collator
 from reasonalign.verdict import parse_verdict
@@ -78,28 +79,12 @@ def fit_threshold(scores: np.ndarray, labels) -> float:
     return float(min((t for t, a in zip(candidates, accuracy) if a == best), key=abs))
 
 
-@torch.no_grad()
 def generate_answers(model, tokenizer, template, examples, method: str, *, max_new_tokens: int = 16,
                      batch_size: int = 16, progress: bool = True, **sampling) -> list[str]:
-    """Greedy (or sampled) continuations of each prompt, batched with left padding and KV cache."""
-    model.eval()
-    device = next(model.parameters()).device
-    prompts = _prompt_ids(tokenizer, template, examples, method)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    texts = [""] * len(prompts)
-    for chunk in _batches(order, batch_size, "generating", progress):
-        width = max(len(prompts[i]) for i in chunk)
-        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(chunk):
-            ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]):] = 1
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                             do_sample=bool(sampling.get("temperature")), **sampling)
-        for row, i in enumerate(chunk):
-            texts[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
-    return texts
+    """Greedy (or sampled: `temperature`, `top_p`) continuations of each prompt; see `generate_texts`."""
+    prompts = [template.prompt(ex.statement, method, tokenizer) for ex in examples]
+    return generate_texts(model, tokenizer, prompts, add_special_tokens=not template.chat,
+                          max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, **sampling)
 
 
 def parse_predictions(texts: list[str]) -> np.ndarray:

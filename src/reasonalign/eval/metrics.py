@@ -19,6 +19,16 @@ def bootstrap_ci(correct, seed: int = 0, n_boot: int = 2000) -> list[float]:
     return [float(lo), float(hi)]
 
 
+def wilson_ci(k: int, n: int, z: float = 1.96) -> list[float]:
+    """Wilson score 95% interval of a proportion k/n: stays inside [0, 1] and is sensible at 0 and n."""
+    if n == 0:
+        return [float("nan"), float("nan")]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
 def classification_metrics(y_true, y_pred, seed: int = 0) -> dict:
     """`y_pred` may hold UNPARSEABLE (-1): such an item counts as wrong and is reported."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)

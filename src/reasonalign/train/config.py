@@ -10,15 +10,19 @@ from reasonalign.config import option
 
 @dataclass
 class TrainConfig:
-    method: str = option("lr", "l = labels only, lr = labels + reasons", ["l", "lr"])
+    method: str = option("lr", "l = labels only, lr = labels + reasons, cot = chain-of-thought on GSM8K/AQuA",
+                         ["l", "lr", "cot"])
     model: str = option("smollm2-135m-instruct", "short name (smollm2-135m-instruct, gemma3-270m), hub id or folder")
-    data: str = option("dfar:train", "dfar:train, a CSV/TSV/JSONL path, or ethos:PATH")
+    data: str = option("dfar:train", "dfar:train, a CSV/TSV/JSONL path, or ethos:PATH; "
+                                     "method cot: gsm8k:train, aqua:dev or a GSM8K/AQuA JSONL path")
     columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y,reason=why")
     label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
     template: str = option("dfar-llama", "dfar-llama, dfar-mistral, chat, or a template .yaml")
     output: str = option("runs/train", "folder for the adapter, checkpoints, logs and train_summary.json")
-    train_rows: int | None = option(None, "train on a class-balanced subset of this many rows (default: all)")
-    calibration_rows: int = option(200, "held-out training rows used to fit the label-prior threshold (0 = off)")
+    train_rows: int | None = option(None, "train on a class-balanced subset of this many rows (method cot: the "
+                                          "first N of a seeded shuffle) (default: all)")
+    calibration_rows: int = option(200, "held-out training rows used to fit the label-prior threshold "
+                                        "(0 = off; method cot has no labels and never calibrates)")
     loss_on: str = option("completion", "completion = loss on the answer only; full = whole text (notebooks)",
                           ["completion", "full"])
     max_length: int = option(512, "truncate examples to this many tokens (the answer keeps its label)")

@@ -9,6 +9,7 @@ budget (METHODS.md §3), each a default you can switch off:
   next to the adapter and used by `reasonalign eval`.
 """
 
+import hashlib
 import json
 import platform
 import time
@@ -102,9 +103,19 @@ def _quantization(config: TrainConfig, device: str):
 
 
 def select_rows(config: TrainConfig):
-    """(dataset, training rows, calibration rows): calibration rows never overlap training rows."""
-    from reasonalign.data import load, parse_columns, parse_label_map, split_off, stratified_sample
+    """(dataset, training rows, calibration rows): calibration rows never overlap training rows.
 
+    Method cot has no labels to balance or calibrate: the first N rows of a seeded shuffle."""
+    from reasonalign.data import Dataset, load, parse_columns, parse_label_map, split_off, stratified_sample
+
+    if config.method == "cot":
+        from reasonalign.data.cot import cot_source, load_cot, pick_rows
+
+        if config.data.partition(":")[0] in ("dfar", "ethos"):
+            raise UserError(f"--data {config.data}: method cot needs gsm8k:train, aqua:dev or a GSM8K/AQuA JSONL file")
+        path, examples = cot_source(config.data)[0], load_cot(config.data)
+        dataset = Dataset(config.data, str(path), examples, hashlib.sha256(path.read_bytes()).hexdigest(), True)
+        return dataset, pick_rows(examples, config.train_rows, config.seed), []
     dataset = load(config.data, method=config.method,
                    columns=parse_columns(config.columns) if config.columns else None,
                    label_map=parse_label_map(config.label_map) if config.label_map else None)
@@ -144,9 +155,19 @@ def train(config: TrainConfig, rows=None) -> dict:
         raise UserError("--precision fp16 needs a GPU; use bf16 or fp32 on CPU")
     quantization = _quantization(config, device)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
-    features = [encode(tokenizer, template.prompt(ex.statement, config.method, tokenizer),
-                       template.answer(ex.label, ex.reason, config.method), max_length=config.max_length,
-                       loss_on=config.loss_on, where=f"{dataset.path}:{ex.row}", chat=template.chat) for ex in rows]
+    if config.method == "cot":  # plain text: the tokenizer adds its special tokens, as at generation
+        from reasonalign.data.cot import format_prompt, format_target, task_of
+
+        task = task_of(dataset.examples)
+        pairs = [(format_prompt(ex), format_target(ex)) for ex in rows]
+        chat = False
+    else:
+        task = None
+        pairs = [(template.prompt(ex.statement, config.method, tokenizer),
+                  template.answer(ex.label, ex.reason, config.method)) for ex in rows]
+        chat = template.chat
+    features = [encode(tokenizer, prompt, answer, max_length=config.max_length, loss_on=config.loss_on,
+                       where=f"{dataset.path}:{ex.row}", chat=chat) for ex, (prompt, answer) in zip(rows, pairs)]
     torch.manual_seed(config.seed)
     model = load_model(config.model, trust_remote_code=config.trust_remote_code, quantization=quantization)
     if quantization is not None:
@@ -185,7 +206,9 @@ def train(config: TrainConfig, rows=None) -> dict:
         (out / "calibration.json").write_text(json.dumps(calibration_info, indent=2))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     summary = {
-        "method": config.method, "model": config.model, "template": config.template, "loss_on": config.loss_on,
+        "method": config.method, "model": config.model,
+        "template": "cot" if task else config.template,  # cot: data/cot.py's Question:/Answer: format
+        "loss_on": config.loss_on,
         "steps": trainer.state.global_step, "epochs": config.epochs, "train_rows": len(rows),
         "real_tokens": trainer.real_tokens, "seconds": round(seconds, 1),
         "tokens_per_s": round(trainer.real_tokens / max(seconds, 1e-9), 1),
@@ -194,6 +217,8 @@ def train(config: TrainConfig, rows=None) -> dict:
         "seed": config.seed, "data": {"spec": config.data, "sha256": dataset.sha256, "rows": len(dataset)},
         "calibration": calibration_info, "config": to_dict(config), "versions": _versions(),
     }
+    if task:  # which checker grades this model's answers: gsm8k or aqua
+        summary["task"] = task
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     return summary

@@ -1,0 +1,235 @@
+"""`reasonalign sample`: k responses per prompt, each graded by the task's checker -> groups.jsonl.
+
+Alignment fine-tuning (METHODS.md §2) contrasts a model's own correct responses (G_P) with its
+incorrect ones (G_N) to the same prompt. This module makes those groups; the alignment trainer
+reads them. One JSON object per line (the trainer reads exactly these keys):
+
+    {"id": "gsm8k:train:17", "task": "gsm8k" | "aqua" | "dfar", "prompt": "<exact prompt text>",
+     "add_special_tokens": true, "gold": "72",
+     "responses": [{"text": "<continuation, no EOS>", "correct": true, "rank": 0, "copies": 1}, ...],
+     "n_positive": 1, "n_negative": 3, "seed": 0}
+
+- `prompt` is the text the model saw; tokenise it with `add_special_tokens` (cot: true, as in
+  training; DFAR chat templates: false, the chat template already holds them).
+- `correct`: GSM8K/AQuA by `reasonalign.data.cot.is_correct`; DFAR: `parse_verdict(text)`
+  equals the gold label. `gold` is the answer (number, option letter, or "ethical"/"unethical").
+- Identical responses are kept once, in first-drawn order; `copies` says how often each was drawn.
+- `rank` (lower = better): with `--scorer none` 0 for correct, 1 for incorrect (binary
+  feedback); with `--scorer length` correct responses are ranked by length, shortest first
+  (0, 1, ...; equal lengths share a rank) and every incorrect one ranks after them all.
+- Groups with no correct or no incorrect response are kept (the trainer decides what to do
+  with them) and counted in sample_summary.json.
+
+Train and held-out groups from disjoint rows: both runs use the same seed; the held-out run takes
+`--rows M`, the training run `--rows N --skip-rows M` (it leaves out exactly the M rows the
+other run took) and writes into another folder.
+"""
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reasonalign.config import option, to_dict
+from reasonalign.errors import UserError
+
+
+@dataclass
+class SampleConfig:
+    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
+    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` (sample from the tuned model)")
+    data: str = option("gsm8k:train", "gsm8k:train, aqua:dev, dfar:train, a GSM8K/AQuA JSONL or a DFAR-style "
+                                      "CSV/TSV/JSONL path")
+    rows: int | None = option(None, "prompts to sample for: the first N of a seeded shuffle (DFAR: label-balanced); "
+                                    "None = all")
+    skip_rows: int = option(0, "leave out the rows `--rows M` would take with the same seed (held-out groups): "
+                               "--rows M for held-out, --rows N --skip-rows M for training")
+    k: int = option(4, "responses sampled per prompt")
+    temperature: float = option(0.8, "sampling temperature (0 = greedy, only with --k 1)")
+    top_p: float = option(0.95, "nucleus sampling mass")
+    max_new_tokens: int = option(256, "tokens per response (stops earlier at EOS; cot also at '\\nQuestion:'); "
+                                      "DFAR verdict + reason needs about 64")
+    batch_size: int = option(8, "prompts per generate call (each gives k sequences); changes which samples "
+                                "a seed draws")
+    seed: int = option(0, "seed for row selection and sampling: the same seed gives the same groups")
+    scorer: str = option("none", "rank within a group: none = 0 correct / 1 incorrect; length = correct "
+                                 "responses by length, shortest first, incorrect after them", ["none", "length"])
+    template: str | None = option(None, "DFAR prompt template (default: the adapter's, else dfar-llama)")
+    method: str | None = option(None, "DFAR prompt variant l or lr (default: the adapter's, else lr)", ["l", "lr"])
+    output: str = option("runs/sample/groups.jsonl", "groups file; sample_summary.json is written beside it")
+    overwrite: bool = option(False, "replace an existing groups file")
+    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+
+
+@dataclass
+class Item:
+    """One prompt to sample for: what the model sees and how to grade what it writes."""
+
+    id: str
+    task: str
+    prompt: str
+    add_special_tokens: bool
+    gold: str
+
+
+def check(task: str, text: str, gold: str) -> bool:
+    """Whether a response is correct: the final answer (cot) or the verdict (DFAR) matches gold."""
+    if task == "dfar":
+        from reasonalign.verdict import LABELS, parse_verdict
+
+        return parse_verdict(text) == LABELS.index(gold)
+    from reasonalign.data.cot import is_correct
+
+    return is_correct(task, text, gold)
+
+
+def make_group(item: Item, texts: list[str], seed: int, scorer: str = "none") -> dict:
+    """The groups.jsonl record for one prompt and its sampled `texts` (deduplicated, graded, ranked)."""
+    copies: dict[str, int] = {}
+    for text in texts:  # dicts keep first-seen order
+        copies[text] = copies.get(text, 0) + 1
+    responses = [{"text": t, "correct": check(item.task, t, item.gold), "rank": 1, "copies": c}
+                 for t, c in copies.items()]
+    good = [r for r in responses if r["correct"]]
+    if scorer == "length":
+        lengths = sorted({len(r["text"]) for r in good})
+        for r in good:
+            r["rank"] = lengths.index(len(r["text"]))
+        for r in responses:
+            if not r["correct"]:
+                r["rank"] = len(lengths)
+    else:
+        for r in good:
+            r["rank"] = 0
+    return {"id": item.id, "task": item.task, "prompt": item.prompt, "add_special_tokens": item.add_special_tokens,
+            "gold": item.gold, "responses": responses, "n_positive": len(good),
+            "n_negative": len(responses) - len(good), "seed": seed}
+
+
+def summarize(groups: list[dict], k: int) -> dict:
+    """Counts for sample_summary.json; positive_share counts every draw (copies), so it is the pass rate."""
+    drawn = len(groups) * k
+    return {
+        "n_groups": len(groups),
+        "n_responses": sum(len(g["responses"]) for g in groups),
+        "duplicates_removed": sum(r["copies"] - 1 for g in groups for r in g["responses"]),
+        "groups_all_positive": sum(g["n_negative"] == 0 for g in groups),
+        "groups_all_negative": sum(g["n_positive"] == 0 for g in groups),
+        "groups_mixed": sum(g["n_positive"] > 0 and g["n_negative"] > 0 for g in groups),
+        "n_positive": sum(g["n_positive"] for g in groups),
+        "n_negative": sum(g["n_negative"] for g in groups),
+        "positive_share": sum(r["copies"] for g in groups for r in g["responses"] if r["correct"]) / drawn
+        if drawn else None,
+    }
+
+
+def _validate(config: SampleConfig) -> tuple[Path, Path]:
+    if config.k < 1:
+        raise UserError(f"--k {config.k}: must be at least 1")
+    if config.temperature < 0 or (config.temperature == 0 and config.k > 1):
+        raise UserError(f"--temperature {config.temperature}: must be above 0 to draw {config.k} different "
+                        "responses (0 = greedy, only with --k 1)")
+    if not 0 < config.top_p <= 1:
+        raise UserError(f"--top-p {config.top_p}: must be in (0, 1]")
+    if config.max_new_tokens < 1 or config.batch_size < 1:
+        raise UserError("--max-new-tokens and --batch-size must be at least 1")
+    if (config.rows is not None and config.rows < 1) or config.skip_rows < 0:
+        raise UserError("--rows must be at least 1 and --skip-rows at least 0")
+    out = Path(config.output)
+    summary = out.parent / "sample_summary.json"
+    if out.exists() and not config.overwrite:
+        raise UserError(f"{out}: exists; pass --overwrite to replace it or choose another --output")
+    return out, summary
+
+
+def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
+    """The prompts to sample for, and what the summary records about the data."""
+    if _is_dfar(config.data):
+        return _dfar_items(config, tokenizer)
+    from reasonalign.data.cot import format_prompt, load_cot, pick_rows, task_of
+
+    examples = load_cot(config.data)
+    task = task_of(examples)
+    chosen = pick_rows(examples, config.rows, config.seed, config.skip_rows)
+    items = [Item(f"{config.data}:{ex.row}", task, format_prompt(ex), True, ex.answer) for ex in chosen]
+    return items, {"task": task, "data": config.data, "data_rows": len(examples)}
+
+
+def _is_dfar(spec: str) -> bool:
+    """dfar:/ethos: specs, CSV/TSV files, and JSON lines whose first record has a 'statement'."""
+    path = Path(spec)
+    if spec.partition(":")[0] in ("dfar", "ethos") or path.suffix.lower() in (".csv", ".tsv"):
+        return True
+    if not path.is_file():
+        return False  # load_cot names the missing file
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = next((line for line in f if line.strip()), "")
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError:
+        return False  # load_cot names the line
+    return isinstance(record, dict) and "statement" in {str(k).lower() for k in record}
+
+
+def _dfar_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
+    from reasonalign.data import load, stratified_sample
+    from reasonalign.prompts import get_template
+    from reasonalign.verdict import LABELS
+
+    summary = _adapter_summary(config.adapter)
+    template = get_template(config.template or summary.get("template", "dfar-llama"))
+    method = config.method or summary.get("method", "lr")
+    if method not in ("l", "lr"):
+        raise UserError(f"{config.adapter}: trained with method {method!r}; pass --method l or lr for DFAR prompts")
+    dataset = load(config.data)
+    pool = dataset.examples
+    if config.skip_rows:  # exactly the rows `--rows skip_rows` would take
+        if config.skip_rows >= len(pool):
+            raise UserError(f"--skip-rows {config.skip_rows}: leaves no rows (the data has {len(pool)})")
+        taken = {id(ex) for ex in stratified_sample(pool, config.skip_rows, config.seed)}
+        pool = [ex for ex in pool if id(ex) not in taken]
+    chosen = stratified_sample(pool, min(config.rows, len(pool)), config.seed) if config.rows else pool
+    items = [Item(f"{dataset.name}:{ex.row}", "dfar", template.prompt(ex.statement, method, tokenizer),
+                  not template.chat, LABELS[ex.label]) for ex in chosen]
+    return items, {"task": "dfar", "data": dataset.name, "data_sha256": dataset.sha256, "data_rows": len(dataset),
+                   "template": template.name, "method": method}
+
+
+def _adapter_summary(adapter: str | None) -> dict:
+    path = Path(adapter or "") / "train_summary.json"
+    return json.loads(path.read_text()) if adapter and path.is_file() else {}
+
+
+def sample(config: SampleConfig) -> dict:
+    """Sample, grade and write groups.jsonl + sample_summary.json; returns the summary."""
+    from reasonalign.data.cot import STOP
+    from reasonalign.generation import generate_texts
+    from reasonalign.models import load_model, load_tokenizer
+
+    out, summary_path = _validate(config)
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    items, data_info = load_items(config, tokenizer)
+    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+
+    started = time.time()
+    texts = generate_texts(model, tokenizer, [item.prompt for item in items],
+                           add_special_tokens=items[0].add_special_tokens,  # one task and template per run
+                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                           num_return_sequences=config.k, temperature=config.temperature, top_p=config.top_p,
+                           stop=() if data_info["task"] == "dfar" else STOP, seed=config.seed)
+    k = config.k
+    groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]
+    seconds = time.time() - started
+
+    summary = {**summarize(groups, config.k), "k": config.k, **data_info, "model": config.model,
+               "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
+               "groups_file": str(out), "config": to_dict(config)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")  # never leave a half-written groups file behind
+    with open(tmp, "w", encoding="utf-8") as f:
+        for g in groups:
+            f.write(json.dumps(g, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    summary_path.write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,71 @@
+"""`reasonalign eval --task answers`: chain-of-thought answer accuracy on GSM8K or AQuA.
+
+The model continues each `Question: ... Answer:` prompt greedily; the final answer is read out
+of its reasoning by the same conservative extractors that label sampled responses for
+alignment fine-tuning (`reasonalign.data.cot`), so accuracy here and G_P/G_N there agree.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reasonalign.config import option, to_dict
+
+
+@dataclass
+class AnswersConfig:
+    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
+    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train --method cot`")
+    data: str = option("gsm8k:test", "gsm8k:test, aqua:test (or their train/dev splits), or a GSM8K/AQuA JSONL path")
+    rows: int | None = option(None, "evaluate the first N rows of a seeded shuffle; None = all, in file order")
+    max_new_tokens: int = option(256, "tokens of reasoning per question (stops earlier at EOS or '\\nQuestion:')")
+    batch_size: int = option(16, "questions per generate call (left-padded, KV cache)")
+    output: str = option("runs/eval-answers", "folder for metrics.json and predictions.jsonl")
+    seed: int = option(0, "seed for row selection")
+    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+
+
+def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
+    """Greedy answers for every selected question -> metrics.json + predictions.jsonl."""
+    from reasonalign.data.cot import (STOP, extract_aqua, extract_gsm8k, format_prompt, is_correct, load_cot,
+                                      pick_rows, task_of)
+    from reasonalign.eval.metrics import wilson_ci
+    from reasonalign.generation import generate_texts
+    from reasonalign.models import load_model, load_tokenizer
+
+    examples = pick_rows(load_cot(config.data), config.rows, config.seed)
+    task = task_of(examples)
+    extract = extract_gsm8k if task == "gsm8k" else extract_aqua
+    if tokenizer is None:
+        tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    if model is None:
+        model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+
+    started = time.time()
+    prompts = [format_prompt(ex) for ex in examples]
+    texts = generate_texts(model, tokenizer, prompts, add_special_tokens=True, max_new_tokens=config.max_new_tokens,
+                           batch_size=config.batch_size, stop=STOP)
+    seconds = time.time() - started
+    records = [{"row": ex.row, "prompt": prompt, "output": text, "extracted": extract(text), "gold": ex.answer,
+                "correct": is_correct(task, text, ex.answer)} for ex, prompt, text in zip(examples, prompts, texts)]
+
+    n_correct = sum(r["correct"] for r in records)
+    metrics = {"accuracy": n_correct / len(records), "n": len(records), "correct": n_correct,
+               "ci95": wilson_ci(n_correct, len(records)), "ci_method": "Wilson score interval",
+               "no_answer": sum(r["extracted"] is None for r in records), "task": task, "data": config.data,
+               "model": config.model, "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
+               "config": to_dict(config)}
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return metrics
+
+
+def headline(m: dict, config: AnswersConfig) -> str:
+    lo, hi = m["ci95"]
+    return (f"{m['task']} accuracy {m['accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={m['n']}, "
+            f"{m['no_answer']} without an answer) in {m['seconds']} s -> {config.output}/metrics.json")

@@ -1,0 +1,64 @@
+"""Batched text generation, the one place every command generates through.
+
+Prompts are tokenised one by one (exactly as training tokenised them), sorted by length so a
+batch holds similar lengths (little padding), left-padded (so every row's next token sits in
+the last column and the KV cache works for the whole batch) and put back in input order.
+
+Sampling is seeded once per call (`seed`), so a rerun with the same prompts, seed and
+batch size gives the same texts; a different batch size draws the random numbers in another
+order and gives other (equally valid) samples.
+"""
+
+import torch
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: bool, max_new_tokens: int,
+                   batch_size: int = 16, num_return_sequences: int = 1, temperature: float = 0.0,
+                   top_p: float = 1.0, stop: tuple[str, ...] = (), seed: int | None = None,
+                   progress: bool = True) -> list[str]:
+    """The continuation of every prompt, without the prompt and special tokens (EOS).
+
+    Returns `len(prompts) * num_return_sequences` texts, prompt-major: the k texts of prompt i
+    are `texts[i * k:(i + 1) * k]`. Greedy when `temperature` is 0, else sampled with nucleus
+    mass `top_p` (no top-k cut, so top_p means what it says). Generation ends at EOS or at any
+    `stop` string; the text is cut before the stop string.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    k = num_return_sequences
+    ids = [tokenizer(p, add_special_tokens=add_special_tokens).input_ids for p in prompts]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    options = dict(max_new_tokens=max_new_tokens, num_return_sequences=k, pad_token_id=pad,
+                   eos_token_id=tokenizer.eos_token_id)
+    if temperature > 0:
+        options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    else:
+        options.update(do_sample=False)
+    if stop:  # stop each sequence as soon as it writes a stop string: no tokens wasted after it
+        options.update(stop_strings=list(stop), tokenizer=tokenizer)
+    if seed is not None:
+        torch.manual_seed(seed)
+    texts = [""] * (len(ids) * k)
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for chunk in tqdm(chunks, desc="generating", unit="batch", disable=not progress, leave=False):
+        width = max(len(ids[i]) for i in chunk)
+        batch = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(batch)
+        for row, i in enumerate(chunk):
+            batch[row, width - len(ids[i]):] = torch.tensor(ids[i])
+            mask[row, width - len(ids[i]):] = 1
+        out = model.generate(input_ids=batch.to(device), attention_mask=mask.to(device), **options)
+        for row, i in enumerate(chunk):
+            for j in range(k):  # generate repeats each prompt k times in place: rows i0,i0,..,i1,i1,..
+                text = tokenizer.decode(out[row * k + j, width:], skip_special_tokens=True)
+                texts[i * k + j] = cut_at_stop(text, stop)
+    return texts
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """`text` up to the earliest stop string (all of it when there is none)."""
+    ends = [text.find(s) for s in stop if s in text]
+    return text[:min(ends)] if ends else text
