@@ -14,6 +14,7 @@ from reasonalign.errors import UserError
 # The module also has `headline(metrics, config) -> str`, the line printed when it is done.
 TASKS = {
     "labels": ("reasonalign.eval.run", "EvalConfig", "evaluate", "classification accuracy (DFAR, ETHOS)"),
+    "ranking": ("reasonalign.eval.ranking", "RankingConfig", "evaluate_ranking", "assessment alignment: share of (better, worse) response pairs ordered right, and the margin"),
 }
 GLOBAL = {"command", "run", "debug", "task", "config"}
 
@@ -32,7 +33,7 @@ def register(sub) -> None:
     seen: set[str] = set()
     for name in TASKS:
         group = p.add_argument_group(f"--task {name}" if seen else f"--task {name} (and options shared by all tasks)")
-        cfg.add_arguments(group, _task(name)[0], seen)
+        cfg.add_arguments(group, _task(name)[1], seen)
     p.set_defaults(run=run)
 
 
