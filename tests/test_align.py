@@ -96,10 +96,8 @@ def test_aligned_adapter_reloads_on_its_sft_base(aligned, tiny_model, sft_adapte
     out, r = aligned
     assert r.returncode == 0, r.stderr
     s = json.loads((out / "align_summary.json").read_text())
-    trained = [cap(g, 8, "binary", 0) for g in read_groups(GROUPS)]
-    assert all(len(g["responses"]) == len(h["responses"]) for g, h in zip(trained, read_groups(GROUPS)))
-    groups, pad = encoded(tiny_model)
-    used = [g for g in groups if len(set(g["rank"])) > 1 or any(g["positive"])]
+    groups, pad = encoded(tiny_model)  # no group exceeds --max-responses 8: the run saw them whole
+    used = [g for g in groups if len(set(g["rank"])) > 1 or any(g["positive"])]  # the groups it trained on
     ranks = [g["rank"] for g in used]
     after = ordering(score_groups(load_model(tiny_model, adapter=str(out)), used, pad), ranks)
     before = ordering(score_groups(load_model(tiny_model, adapter=sft_adapter), used, pad), ranks)
@@ -253,6 +251,15 @@ def test_no_pair_anywhere_and_bad_options(tiny_model, tmp_path, capsys):
                  "--constraint", "boundary"]) == 2
     assert "already contains the boundary constraint" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_never_writes_over_an_adapter(aligned, sft_adapter, tiny_model, capsys):
+    out, _ = aligned
+    assert main(["align", "--model", tiny_model, "--groups", GROUPS, "--adapter", sft_adapter,
+                 "--output", sft_adapter]) == 2
+    assert capsys.readouterr().err == f"error: {sft_adapter}: is the SFT adapter (--adapter) itself; choose another --output\n"
+    assert main(["align", "--model", tiny_model, "--groups", GROUPS, "--output", str(out)]) == 2
+    assert "holds a finished run; pass --overwrite" in capsys.readouterr().err
 
 
 def test_eval_ranking_of_the_aligned_adapter_matches_its_summary(aligned, tiny_model, tmp_path):

@@ -76,10 +76,12 @@ class AlignTrainer(Trainer):
 def _check(config: AlignConfig) -> Path:
     """Every cheap check, before any model is loaded or anything is written."""
     out = Path(config.output)
-    if (out / "align_summary.json").exists() and not config.overwrite:
-        raise UserError(f"{out}: holds a finished run; pass --overwrite to replace it or choose another --output")
     if config.adapter and not (Path(config.adapter) / "adapter_config.json").is_file():
         raise UserError(f"{config.adapter}: not a LoRA adapter folder (no adapter_config.json)")
+    if config.adapter and out.resolve() == Path(config.adapter).resolve():
+        raise UserError(f"{out}: is the SFT adapter (--adapter) itself; choose another --output")
+    if ((out / "align_summary.json").exists() or (out / "adapter_config.json").exists()) and not config.overwrite:
+        raise UserError(f"{out}: holds a finished run; pass --overwrite to replace it or choose another --output")
     if config.constraint != "none" and config.loss in ("aft-bc", "aft-rank"):
         raise UserError(f"--loss {config.loss} already contains the boundary constraint; drop --constraint")
     if config.groups_per_step < 1:
