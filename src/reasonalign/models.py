@@ -148,12 +148,23 @@ def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool
     except OSError as exc:
         raise UserError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
     if adapter:
-        from peft import PeftModel
-
-        if not (Path(adapter) / "adapter_config.json").is_file():
-            raise UserError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
-        model = PeftModel.from_pretrained(model, adapter)
+        model = _with_adapter(model, adapter)
     return model.to(device or default_device())
+
+
+def _with_adapter(model, adapter: str):
+    """Wrap `model` with a LoRA adapter. An aligned adapter (`reasonalign align`) was trained on top
+    of an SFT model: its train_summary.json names that SFT adapter (`base_adapter`, relative to the
+    folder), which is applied and merged first, recursively."""
+    from peft import PeftModel
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise UserError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
+    summary = Path(adapter) / "train_summary.json"
+    base = json.loads(summary.read_text()).get("base_adapter") if summary.is_file() else None
+    if base:
+        model = _with_adapter(model, str(Path(adapter) / base)).merge_and_unload()
+    return PeftModel.from_pretrained(model, adapter)
 
 
 def default_device() -> str:

@@ -51,3 +51,18 @@ def answer_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     rows = keep.nonzero()[:, 0]
     sums = torch.zeros(keep.shape[0], dtype=token_logp.dtype, device=token_logp.device)
     return sums.index_add(0, rows, token_logp), keep.sum(1)
+
+
+def group_scores(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(scores, summed log-probs, token counts), each [G, K], for a batch from `GroupCollator`.
+
+    The score of a response c is its length-normalised log-likelihood (1/|c|) Σ_j log P(c_j | c_<j, q)
+    over its answer tokens (EOS included): one batched forward over the flat sequences, then
+    scattered into the [G, K] slots of ``batch["mask"]``; padding slots hold 0. The trainer and
+    `eval --task ranking` both call this, so training and evaluation score alike.
+    """
+    logps, counts = answer_logprobs(model, batch)
+    mask = batch["mask"]
+    summed = logps.new_zeros(mask.shape).masked_scatter(mask, logps)
+    lengths = counts.new_zeros(mask.shape).masked_scatter(mask, counts)
+    return summed / lengths.clamp(min=1).to(summed.dtype), summed, lengths

@@ -18,6 +18,8 @@ TASKS = {
                 "misalignment rate (MAR) of generated reasons, by the reference, llm or human judge"),
     "answers": ("reasonalign.eval.answers", "AnswersConfig", "evaluate_answers",
                 "chain-of-thought answer accuracy (GSM8K, AQuA)"),
+    "ranking": ("reasonalign.eval.ranking", "RankingConfig", "evaluate_ranking",
+                "assessment alignment: share of (better, worse) response pairs ordered right, and the margin"),
 }
 GLOBAL = {"command", "run", "debug", "task", "config"}
 

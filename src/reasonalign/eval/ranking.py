@@ -1,0 +1,94 @@
+"""`reasonalign eval --task ranking`: assessment alignment on held-out groups.
+
+Does the model score better responses above worse ones? Each response's score is its
+length-normalised log-likelihood, computed exactly as the aligned trainer computes it
+(`scoring.group_scores`). Over every (better, worse) pair of every group: the share ordered
+right (``pair_accuracy``; a tie counts as wrong), the mean margin ``s_better - s_worse`` and the
+mean score of better / worse responses (`losses.ordering_stats`). The 95% CI is a percentile
+bootstrap over groups (pairs of one group are not independent), seeded.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reasonalign.config import option, to_dict
+
+
+@dataclass
+class RankingConfig:
+    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
+    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` or `reasonalign align`")
+    groups: str = option("runs/sample/held_out.jsonl", "groups.jsonl from `reasonalign sample` (held-out prompts)")
+    feedback: str = option("binary", "binary = correct beats incorrect; rank = each response's rank (lower = better)",
+                           ["binary", "rank"])
+    batch_size: int = option(32, "sequences per forward pass (whole groups)")
+    max_length: int = option(512, "truncate prompt + response to this many tokens")
+    output: str = option("runs/eval-ranking", "folder for metrics.json and group_scores.jsonl")
+    seed: int = option(0, "seed for the bootstrap")
+    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+
+
+def group_pairs(scores: list[float], rank: list[int]) -> tuple[int, int]:
+    """(pairs ordered right, pairs) of one group: pairs are (i, j) with rank_i < rank_j."""
+    pairs = [(s_i > s_j) for s_i, r_i in zip(scores, rank) for s_j, r_j in zip(scores, rank) if r_i < r_j]
+    return sum(pairs), len(pairs)
+
+
+def bootstrap_groups(ordered, pairs, seed: int, n_boot: int = 2000) -> list[float]:
+    """Percentile bootstrap over groups of the pooled share sum(ordered) / sum(pairs)."""
+    ordered, pairs = np.asarray(ordered, dtype=float), np.asarray(pairs, dtype=float)
+    keep = pairs > 0
+    ordered, pairs = ordered[keep], pairs[keep]
+    if not pairs.size:
+        return [float("nan"), float("nan")]
+    idx = np.random.default_rng(seed).integers(0, pairs.size, size=(n_boot, pairs.size))
+    lo, hi = np.percentile(ordered[idx].sum(1) / pairs[idx].sum(1), [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def evaluate_ranking(config: RankingConfig) -> dict:
+    from reasonalign.align.groups import encode_group, ordering, read_groups, score_groups
+    from reasonalign.models import load_model, load_tokenizer
+
+    groups = read_groups(config.groups)
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    encoded = [encode_group(tokenizer, g, config.feedback, config.max_length) for g in groups]
+    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+    started = time.time()
+    scores = score_groups(model, encoded, tokenizer.pad_token_id, config.batch_size)
+    seconds = time.time() - started
+
+    ranks = [g["rank"] for g in encoded]
+    counts = [group_pairs(s, r) for s, r in zip(scores, ranks)]
+    stats = ordering(scores, ranks)
+    metrics = {
+        "pair_accuracy": stats["pair_accuracy"], "n_pairs": stats["n_pairs"],
+        "ci95": bootstrap_groups([c[0] for c in counts], [c[1] for c in counts], config.seed),
+        "ci_method": f"percentile bootstrap over groups, 2000 resamples, seed {config.seed}",
+        "margin": stats["margin"], "score_pos": stats["score_pos"], "score_neg": stats["score_neg"],
+        "n_groups": len(groups), "n_groups_with_pairs": sum(c[1] > 0 for c in counts),
+        "n_responses": sum(len(s) for s in scores), "feedback": config.feedback,
+        "score": "length-normalised log-likelihood (mean log-prob per response token, EOS included)",
+        "groups": config.groups, "model": config.model, "adapter": config.adapter,
+        "seconds": round(seconds, 1), "seed": config.seed, "config": to_dict(config),
+    }
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with open(out / "group_scores.jsonl", "w", encoding="utf-8") as f:
+        for g, s, r, (ok, n) in zip(groups, scores, ranks, counts):
+            f.write(json.dumps({"id": g["id"], "row": g["row"], "scores": s, "ranks": r,
+                                "correct": [x["correct"] for x in g["responses"]],
+                                "pairs": n, "pairs_ordered": ok}) + "\n")
+    return metrics
+
+
+def headline(m: dict, config: RankingConfig) -> str:
+    lo, hi = m["ci95"]
+    return (f"pairs ordered right {m['pair_accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}, {m['n_pairs']} pairs in "
+            f"{m['n_groups_with_pairs']} of {m['n_groups']} groups, seed {m['seed']}), margin {m['margin']:+.3f} "
+            f"in {m['seconds']} s -> {config.output}/metrics.json")
