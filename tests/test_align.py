@@ -218,7 +218,7 @@ def _good(**changes) -> str:
 def bad_groups(tmp_path):
     absent = str(tmp_path / "absent.jsonl")
     return {
-        "missing file": (absent, f"{absent}: no such file"),
+        "missing file": (absent, f"{absent}: file not found"),
         "malformed JSON": (_write(tmp_path / "bad.jsonl", f"{_good()}\n{_good()}\n{{\"id\": 3,\n"),
                            f"{tmp_path / 'bad.jsonl'}:3: invalid JSON"),
         "no responses": (_write(tmp_path / "empty.jsonl", f"{_good()}\n{_good(responses=[])}\n"),

@@ -149,7 +149,7 @@ def test_generates_then_judges_with_a_tiny_model(tiny_model, small_csv, tmp_path
 
 
 @pytest.mark.parametrize("line, problem", [
-    ("{not json", "2: not JSON"),
+    ("{not json", "2: invalid JSON"),
     ('{"row": 9, "statement": "x", "gold": "ethical", "verdict": null}', "2: missing field(s) reason"),
     ('{"row": 9, "statement": "x", "gold": "good", "verdict": null, "reason": ""}', "2: gold 'good' is not one of"),
 ])

@@ -47,11 +47,12 @@ def _convert(cls, name: str, value):
         raise UserError(f"option {name}: expected {tp.__name__}, got {value!r}") from None
 
 
-def add_arguments(parser, cls, seen: set[str] | None = None) -> None:
+def add_arguments(parser, cls, seen: set[str] | None = None, defaults: dict[str, str] | None = None) -> None:
     """One `--field-name` flag per dataclass field; help and choices come from the field.
 
     `seen` (names already added to the same parser) lets several configs share one command:
-    `eval --task ...` adds each task's options once, in the task's own argument group.
+    `eval --task ...` adds each task's options once, in the task's own argument group, and
+    `defaults` replaces the default shown for options whose default differs by task.
     """
     if seen is None or not seen:
         parser.add_argument("--config", metavar="YAML", help="recipe file with any of the options below")
@@ -63,7 +64,8 @@ def add_arguments(parser, cls, seen: set[str] | None = None) -> None:
         seen.add(f.name)
         flag = "--" + f.name.replace("_", "-")
         tp = _base_type(typing.get_type_hints(cls)[f.name])
-        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata.get('help', '')} (default: {f.default})")
+        shown = (defaults or {}).get(f.name, f.default)
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata.get('help', '')} (default: {shown})")
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
         if tp is bool:

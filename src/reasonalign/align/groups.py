@@ -11,13 +11,11 @@ here, once: its feedback (``ranks``), its positives, and how its responses becom
   response counts once, so a response the model repeats is not weighted up.
 """
 
-import json
 import random
-from pathlib import Path
 
 import torch
 
-from reasonalign.errors import UserError, at
+from reasonalign.errors import UserError, at, read_jsonl
 from reasonalign.train.batching import Collator, encode
 
 FEEDBACK = ["binary", "rank"]
@@ -25,19 +23,7 @@ FEEDBACK = ["binary", "rank"]
 
 def read_groups(path: str) -> list[dict]:
     """Checked groups, each with its file row (``row``); any problem is one `file:row: ...` error."""
-    p = Path(path)
-    if not p.is_file():
-        raise at(path, None, "no such file")
-    groups = []
-    with open(p, encoding="utf-8") as f:
-        for row, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                g = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise at(path, row, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-            groups.append(_check(g, path, row))
+    groups = [_check(g, path, row) for row, g in read_jsonl(path)]
     if not groups:
         raise at(path, None, "holds no groups")
     return groups

@@ -7,12 +7,12 @@ from reasonalign.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reasonalign.cli import align, data, demo, eval, generate, model, sample, train
+    from reasonalign.cli import align, data, demo, eval, generate, model, recipe, sample, train
 
     parser = argparse.ArgumentParser(prog="reasonalign", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (data, model, train, eval, generate, sample, align, demo):
+    for module in (data, model, train, eval, generate, sample, align, recipe, demo):
         module.register(sub)
     return parser
 

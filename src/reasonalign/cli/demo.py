@@ -36,7 +36,7 @@ class DemoConfig:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="untuned vs L vs L+R on the clean DFAR test split (what `make demo` runs)",
+    p = sub.add_parser("demo", help="untuned vs L vs L+R: accuracy and MAR on DFAR test, full and clean (what `make demo` runs)",
                        description=__doc__)
     cfg.add_arguments(p, DemoConfig)
     p.set_defaults(run=run)

@@ -35,11 +35,22 @@ def register(sub) -> None:
                        description="Evaluate a model (optionally with a LoRA adapter) and write metrics.json. "
                                    "Tasks: " + "; ".join(f"{k} = {v[3]}" for k, v in TASKS.items()) + ".")
     p.add_argument("--task", choices=list(TASKS), default="labels", help="what to measure (default: labels)")
+    configs = {name: _task(name)[1] for name in TASKS}
     seen: set[str] = set()
-    for name in TASKS:
+    for name, config_cls in configs.items():
         group = p.add_argument_group(f"--task {name}" if seen else f"--task {name} (and options shared by all tasks)")
-        cfg.add_arguments(group, _task(name)[1], seen)
+        cfg.add_arguments(group, config_cls, seen, _defaults_by_task(configs))
     p.set_defaults(run=run)
+
+
+def _defaults_by_task(configs: dict) -> dict[str, str]:
+    """'labels: dfar:test, answers: gsm8k:test' for the shared options whose default differs by task."""
+    by_name: dict[str, dict] = {}
+    for task, config_cls in configs.items():
+        for f in dataclasses.fields(config_cls):
+            by_name.setdefault(f.name, {})[task] = f.default
+    return {name: ", ".join(f"{task}: {d}" for task, d in per_task.items())
+            for name, per_task in by_name.items() if len({repr(d) for d in per_task.values()}) > 1}
 
 
 def run(args) -> int:

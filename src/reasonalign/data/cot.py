@@ -17,7 +17,6 @@ The prompt ends with "Answer:" and the target starts with one space, so the spli
 clean token boundary for most BPE vocabularies.
 """
 
-import json
 import os
 import random
 import re
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from reasonalign.errors import UserError, at
+from reasonalign.errors import UserError, at, read_jsonl
 
 SPLITS = {"gsm8k": {"train": "train.jsonl", "test": "test.jsonl"},
           "aqua": {"dev": "dev.json", "test": "test.json"}}
@@ -97,22 +96,11 @@ def pick_rows(examples: list, n: int | None, seed: int, skip: int = 0) -> list:
 
 
 def _load(path: Path, task: str | None) -> list[CotExample]:
-    if not path.is_file():
-        raise at(path, None, "file not found")
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for row, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise at(path, row, f"invalid JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise at(path, row, "expected a JSON object per line")
-            task = task or _sniff(record, path, row)
-            parse = _parse_gsm8k if task == "gsm8k" else _parse_aqua
-            examples.append(parse(record, path, row))
+    for row, record in read_jsonl(path):
+        task = task or _sniff(record, path, row)
+        parse = _parse_gsm8k if task == "gsm8k" else _parse_aqua
+        examples.append(parse(record, path, row))
     if not examples:
         raise at(path, None, "no examples in file")
     return examples

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonalign.config import option, to_dict
-from reasonalign.errors import UserError, at
+from reasonalign.errors import UserError, at, read_jsonl
 from reasonalign.eval.generate import GenerateConfig
 from reasonalign.verdict import LABELS
 
@@ -54,18 +54,9 @@ class ReasonsConfig(GenerateConfig):
 
 def read_generations(path: str | Path) -> list[dict]:
     """Records of a generations.jsonl, checked: one clear `file:row:` error for a bad line."""
-    path = Path(path)
-    if not path.is_file():
-        raise at(path, None, "generations file not found (write one with `reasonalign generate`)")
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except ValueError as exc:
-            raise at(path, n, f"not JSON ({exc.msg})") from None
-        missing = [k for k in ("row", "statement", "gold", "reason", "verdict") if not isinstance(r, dict) or k not in r]
+    for n, r in read_jsonl(path):
+        missing = [k for k in ("row", "statement", "gold", "reason", "verdict") if k not in r]
         if missing:
             raise at(path, n, f"missing field(s) {', '.join(missing)}")
         for key in ("gold", "verdict"):
