@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements.lock requirements-models.txt
 models: setup  ## convert the embedded GGUF once into the safetensors cache (verified by a logit probe)
 	$(BIN)/reasonalign model prepare smollm2-135m-instruct
 
-demo: models  ## untuned vs L vs L+R on the clean DFAR test split (≤ 15 min on 2 CPU cores)
+demo: models  ## untuned vs L vs L+R: accuracy and MAR on DFAR test, full and clean (≤ 15 min on 2 CPU cores)
 	$(BIN)/reasonalign demo
 
 test: models  ## the whole suite, including the e2e test with the real SmolLM2
@@ -32,8 +32,9 @@ test: models  ## the whole suite, including the e2e test with the real SmolLM2
 test-fast: setup  ## the suite without the e2e tests
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-bench: models  ## training throughput: TRL SFTTrainer (authors' recipe) vs our default recipe
+bench: models  ## training throughput (TRL vs ours) and generation speed (batched vs per-example loop)
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/generation_speed.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
