@@ -11,7 +11,7 @@ import pytest
 from reasonalign.cli import main
 from reasonalign.data.cot import format_prompt, format_target, load_cot
 from reasonalign.eval.answers import AnswersConfig, evaluate_answers
-from reasonalign.eval.metrics import wilson_ci
+from reasonalign.eval.metrics import wilson_interval
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GSM8K, AQUA = str(FIXTURES / "gsm8k_tiny.jsonl"), str(FIXTURES / "aqua_tiny.jsonl")
@@ -29,10 +29,10 @@ def cli(*args):
 
 def test_wilson_interval_by_hand():
     # textbook values (Newcombe 1998; Wilson 1927), z = 1.96
-    assert wilson_ci(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
-    assert wilson_ci(5, 10) == pytest.approx([0.2366, 0.7634], abs=1e-4)
-    assert wilson_ci(10, 10) == pytest.approx([0.7225, 1.0], abs=1e-4)
-    lo, hi = wilson_ci(81, 263)
+    assert wilson_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx([0.2366, 0.7634], abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx([0.7225, 1.0], abs=1e-4)
+    lo, hi = wilson_interval(81, 263)
     assert (lo, hi) == pytest.approx((0.2553, 0.3662), abs=1e-4)
 
 
@@ -54,7 +54,7 @@ def test_accuracy_from_scripted_answers(tiny_model, tmp_path, monkeypatch, data,
     monkeypatch.setattr("reasonalign.generation.generate_texts", scripted)
     m = evaluate_answers(AnswersConfig(model=tiny_model, data=data, output=str(tmp_path)))
     assert (m["accuracy"], m["n"], m["correct"], m["task"]) == (0.5, 8, 4, task)
-    assert m["ci95"] == wilson_ci(4, 8) and m["ci_method"] == "Wilson score interval"
+    assert m["ci95"] == wilson_interval(4, 8) and m["ci_method"] == "Wilson score interval"
     assert m["no_answer"] == (0 if task == "gsm8k" else 4)
     rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [r["row"] for r in rows] == list(range(1, 9))  # all rows, in file order

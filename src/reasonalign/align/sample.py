@@ -174,10 +174,11 @@ def _is_dfar(spec: str) -> bool:
 
 def _dfar_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
     from reasonalign.data import load, stratified_sample
+    from reasonalign.eval.run import adapter_summary
     from reasonalign.prompts import get_template
     from reasonalign.verdict import LABELS
 
-    summary = _adapter_summary(config.adapter)
+    summary = adapter_summary(config.adapter)
     template = get_template(config.template or summary.get("template", "dfar-llama"))
     method = config.method or summary.get("method", "lr")
     if method not in ("l", "lr"):
@@ -194,11 +195,6 @@ def _dfar_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
                   not template.chat, LABELS[ex.label]) for ex in chosen]
     return items, {"task": "dfar", "data": dataset.name, "data_sha256": dataset.sha256, "data_rows": len(dataset),
                    "template": template.name, "method": method}
-
-
-def _adapter_summary(adapter: str | None) -> dict:
-    path = Path(adapter or "") / "train_summary.json"
-    return json.loads(path.read_text()) if adapter and path.is_file() else {}
 
 
 def sample(config: SampleConfig) -> dict:

@@ -30,7 +30,7 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
     """Greedy answers for every selected question -> metrics.json + predictions.jsonl."""
     from reasonalign.data.cot import (STOP, extract_aqua, extract_gsm8k, format_prompt, is_correct, load_cot,
                                       pick_rows, task_of)
-    from reasonalign.eval.metrics import wilson_ci
+    from reasonalign.eval.metrics import wilson_interval
     from reasonalign.generation import generate_texts
     from reasonalign.models import load_model, load_tokenizer
 
@@ -52,7 +52,7 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
 
     n_correct = sum(r["correct"] for r in records)
     metrics = {"accuracy": n_correct / len(records), "n": len(records), "correct": n_correct,
-               "ci95": wilson_ci(n_correct, len(records)), "ci_method": "Wilson score interval",
+               "ci95": wilson_interval(n_correct, len(records)), "ci_method": "Wilson score interval",
                "no_answer": sum(r["extracted"] is None for r in records), "task": task, "data": config.data,
                "model": config.model, "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
                "config": to_dict(config)}

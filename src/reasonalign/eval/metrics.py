@@ -1,5 +1,7 @@
 """Classification metrics with honest uncertainty: n, bootstrap 95% CI, per-class scores."""
 
+from math import sqrt
+
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
@@ -19,14 +21,20 @@ def bootstrap_ci(correct, seed: int = 0, n_boot: int = 2000) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def wilson_ci(k: int, n: int, z: float = 1.96) -> list[float]:
-    """Wilson score 95% interval of a proportion k/n: stays inside [0, 1] and is sensible at 0 and n."""
+def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
+    """95% Wilson score interval for k successes out of n (NaNs when n is 0).
+
+    Wilson rather than the normal approximation because shares near 0 or 1 (MARs of 5-10%,
+    accuracies near 0 on GSM8K) on a few hundred items make the normal interval leave [0, 1];
+    and rather than a bootstrap because it is exact to reproduce and needs no seed.
+    """
     if n == 0:
         return [float("nan"), float("nan")]
     p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def classification_metrics(y_true, y_pred, seed: int = 0) -> dict:

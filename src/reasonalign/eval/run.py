@@ -11,6 +11,12 @@ from reasonalign.config import option, to_dict
 from reasonalign.errors import UserError
 
 
+def adapter_summary(adapter: str | None) -> dict:
+    """The adapter's train_summary.json ({} without an adapter): its template and method."""
+    path = Path(adapter or "") / "train_summary.json"
+    return json.loads(path.read_text()) if adapter and path.is_file() else {}
+
+
 @dataclass
 class ScoringInputs:
     """Which model reads which rows: the options `eval` and `generate` share."""
@@ -26,9 +32,7 @@ class ScoringInputs:
     trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
     def adapter_summary(self) -> dict:
-        """The adapter's train_summary.json ({} without an adapter): its template and method."""
-        path = Path(self.adapter or "") / "train_summary.json"
-        return json.loads(path.read_text()) if self.adapter and path.is_file() else {}
+        return adapter_summary(self.adapter)
 
     def template_name(self) -> str:
         return self.template or self.adapter_summary().get("template", "dfar-llama")

@@ -6,8 +6,9 @@ read `JudgeItem`s and return one `Judgement` per item, in the same order.
 """
 
 from dataclasses import dataclass, field
-from math import sqrt
 from typing import Protocol
+
+from reasonalign.eval.metrics import wilson_interval
 
 JUDGE_ERROR = "judge_error"  # criterion recorded when a judge could not produce a verdict
 
@@ -55,20 +56,6 @@ class Judge(Protocol):
     version: str
 
     def judge(self, items: list[JudgeItem]) -> list[Judgement]: ...
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
-    """95% Wilson score interval for k successes out of n.
-
-    Wilson rather than the normal approximation because MARs near 0 (the paper reports 5-10%)
-    on a few hundred items make the normal interval spill below zero; and rather than a
-    bootstrap because it is exact to reproduce and needs no seed.
-    """
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def misalignment_rate(judgements: list[Judgement]) -> dict:
