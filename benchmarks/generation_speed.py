@@ -13,7 +13,7 @@ import time
 import torch
 
 from reasonalign.data import load, split_off
-from reasonalign.eval.classify import generate_answers
+from reasonalign.eval.labels import generate_answers
 from reasonalign.models import load_model, load_tokenizer
 from reasonalign.prompts import get_template
 

@@ -14,11 +14,10 @@ from pathlib import Path
 import torch
 
 from reasonalign.data import load, split_off, stratified_sample
-from reasonalign.eval.classify import _batches
 from reasonalign.models import load_model, load_tokenizer
 from reasonalign.prompts import get_template
 from reasonalign.scoring import answer_logprobs
-from reasonalign.train.batching import Collator, encode
+from reasonalign.core.batching import Collator, encode
 from reasonalign.train.sft import TrainConfig, train
 
 MODEL = "smollm2-135m-instruct"
@@ -71,8 +70,8 @@ def heldout_answer_loss(model, tokenizer, rows) -> float:
                     max_length=1000) for e in rows]
     collate, total, count = Collator(tokenizer.pad_token_id), 0.0, 0
     model.eval()
-    for chunk in _batches(list(range(len(feats))), 8, "held-out loss", False):
-        sums, n = answer_logprobs(model, collate([feats[i] for i in chunk]))
+    for start in range(0, len(feats), 8):
+        sums, n = answer_logprobs(model, collate(feats[start:start + 8]))
         total, count = total - float(sums.sum()), count + int(n.sum())
     return total / count
 

@@ -1,6 +1,8 @@
 """Kappa and raw agreement, hand-computed."""
 
 import math
+import random
+from collections import Counter
 
 import pytest
 from sklearn.metrics import cohen_kappa_score
@@ -22,6 +24,30 @@ def test_cohen_hand_computed():
     assert cohen_kappa(A, B) == pytest.approx(cohen_kappa_score(A, B))
     assert cohen_kappa(A, A) == 1.0
     assert math.isnan(cohen_kappa([1, 1], [1, 1]))  # chance agreement 1: undefined
+
+
+def cohen_by_hand(a, b):
+    n = len(a)
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    ca, cb = Counter(a), Counter(b)
+    expected = sum(ca[c] * cb[c] for c in ca) / (n * n)
+    return (observed - expected) / (1 - expected)
+
+
+@pytest.mark.filterwarnings("error")
+def test_cohen_matches_hand_formula_and_stays_quiet():
+    rng = random.Random(0)
+    for _ in range(20):
+        n = rng.randint(2, 30)
+        a, b = [rng.choice("xyz") for _ in range(n)], [rng.choice("xyz") for _ in range(n)]
+        if len(set(a) | set(b)) > 1:
+            assert cohen_kappa(a, b) == pytest.approx(cohen_by_hand(a, b))
+    assert cohen_kappa([True, True], [False, False]) == 0.0  # no shared label: chance agreement 0
+    assert math.isnan(cohen_kappa(["x"] * 3, ["x"] * 3))  # NaN without scikit-learn's warnings
+    with pytest.raises(ValueError):
+        cohen_kappa([1, 0], [1])
+    with pytest.raises(ValueError):
+        cohen_kappa([], [])
 
 
 def test_fleiss_hand_computed():

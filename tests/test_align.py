@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from reasonalign.align.config import LOSS_NAMES, AlignConfig
-from reasonalign.align.groups import GroupCollator, cap, encode_group, ordering, read_groups, score_groups
+from reasonalign.data.groups import GroupCollator, cap, encode_group, read_groups
+from reasonalign.scoring import ordering, score_groups
 from reasonalign.cli import main
 from reasonalign.losses import LOSSES
 from reasonalign.scoring import group_scores
@@ -90,7 +91,7 @@ def test_align_cli_orders_training_pairs_better(aligned, sft_adapter):
 
 
 def test_aligned_adapter_reloads_on_its_sft_base(aligned, tiny_model, sft_adapter):
-    from reasonalign.eval.run import ScoringInputs
+    from reasonalign.eval.labels import ScoringInputs
     from reasonalign.models import load_model
 
     out, r = aligned
@@ -106,7 +107,7 @@ def test_aligned_adapter_reloads_on_its_sft_base(aligned, tiny_model, sft_adapte
         assert before[key] == pytest.approx(s["ordering_before"][key], abs=1e-5), key  # started from the SFT model
     # eval / generate take the prompt template and method of the SFT run from the aligned folder
     inputs = ScoringInputs(adapter=str(out))
-    assert inputs.template_name() == "dfar-mistral" and inputs.adapter_summary()["method"] == "l"
+    assert inputs.template_name() == "dfar-mistral" and inputs.method_name(None) == "l"
     assert (out / "base_adapter" / "adapter_config.json").is_file()
 
 

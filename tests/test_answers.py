@@ -11,7 +11,7 @@ import pytest
 from reasonalign.cli import main
 from reasonalign.data.cot import format_prompt, format_target, load_cot
 from reasonalign.eval.answers import AnswersConfig, evaluate_answers
-from reasonalign.eval.metrics import wilson_interval
+from reasonalign.core.stats import wilson_interval
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GSM8K, AQUA = str(FIXTURES / "gsm8k_tiny.jsonl"), str(FIXTURES / "aqua_tiny.jsonl")
@@ -51,7 +51,7 @@ def test_accuracy_from_scripted_answers(tiny_model, tmp_path, monkeypatch, data,
             out.append(format_target(ex) if ex.row % 2 else wrong)
         return out
 
-    monkeypatch.setattr("reasonalign.generation.generate_texts", scripted)
+    monkeypatch.setattr("reasonalign.core.generation.generate_texts", scripted)
     m = evaluate_answers(AnswersConfig(model=tiny_model, data=data, output=str(tmp_path)))
     assert (m["accuracy"], m["n"], m["correct"], m["task"]) == (0.5, 8, 4, task)
     assert m["ci95"] == wilson_interval(4, 8) and m["ci_method"] == "Wilson score interval"
@@ -64,7 +64,7 @@ def test_accuracy_from_scripted_answers(tiny_model, tmp_path, monkeypatch, data,
 
 
 def test_rows_are_a_seeded_first_n(tiny_model, tmp_path, monkeypatch):
-    monkeypatch.setattr("reasonalign.generation.generate_texts", lambda m, t, prompts, **kw: [""] * len(prompts))
+    monkeypatch.setattr("reasonalign.core.generation.generate_texts", lambda m, t, prompts, **kw: [""] * len(prompts))
     picks = []
     for seed in (0, 0, 1):
         evaluate_answers(AnswersConfig(model=tiny_model, data=GSM8K, rows=3, seed=seed, output=str(tmp_path)))

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 from reasonalign.prompts import get_template
-from reasonalign.train.batching import IGNORE, Collator, encode
+from reasonalign.core.batching import IGNORE, Collator, encode
 
 STATEMENT, REASON = "I lied to my friend about the party.", "Lying breaks the trust friendship rests on."
 

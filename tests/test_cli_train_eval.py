@@ -100,7 +100,7 @@ def test_bad_option_values_exit_2(tiny_model, tmp_path, capsys):
 
 
 def test_debug_shows_the_error_itself(tmp_path):
-    from reasonalign.errors import UserError
+    from reasonalign.core.errors import UserError
 
     with pytest.raises(UserError, match="no such file"):
         main(["--debug", "data", "validate", str(tmp_path / "absent.csv")])

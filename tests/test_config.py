@@ -5,9 +5,9 @@ import dataclasses
 
 import pytest
 
-from reasonalign import config as cfg
-from reasonalign.errors import UserError
-from reasonalign.eval.run import EvalConfig
+from reasonalign.core import config as cfg
+from reasonalign.core.errors import UserError
+from reasonalign.eval.labels import EvalConfig
 from reasonalign.train.sft import TrainConfig
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from reasonalign.data.cot import (CotExample, extract_aqua, extract_gsm8k, format_prompt,
                                   format_target, is_correct, load_cot, normalise_number)
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED = (Path(__file__).parents[1] / ".." / "shared" / "data").resolve()

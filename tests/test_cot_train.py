@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from reasonalign.cli import main
-from reasonalign.data.cot import format_prompt, format_target, load_cot, pick_rows
-from reasonalign.errors import UserError
+from reasonalign.data import take_rows as pick_rows
+from reasonalign.data.cot import format_prompt, format_target, load_cot
+from reasonalign.core.errors import UserError
 from reasonalign.train.config import TrainConfig
 from reasonalign.train.sft import select_rows
 

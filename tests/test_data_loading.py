@@ -7,7 +7,7 @@ import pytest
 
 from reasonalign.data import load, normalize_statement, parse_columns, parse_label_map, split_off, stratified_sample
 from reasonalign.data.tables import Example
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ETHOS = Path(__file__).parents[2] / "shared" / "data" / "ethos" / "Ethos_Dataset_Binary.csv"

@@ -11,7 +11,7 @@ import math
 import pytest
 from safetensors.torch import load_file
 
-from reasonalign.eval.run import EvalConfig, evaluate
+from reasonalign.eval.labels import EvalConfig, evaluate
 from reasonalign.train.sft import TrainConfig, train
 
 pytestmark = pytest.mark.e2e

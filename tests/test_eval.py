@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from reasonalign.data import load
-from reasonalign.errors import UserError
-from reasonalign.eval import classify
-from reasonalign.eval.metrics import UNPARSEABLE, bootstrap_ci, classification_metrics
-from reasonalign.eval.run import EvalConfig, evaluate
+from reasonalign.core.errors import UserError
+from reasonalign import scoring
+from reasonalign.eval import labels
+from reasonalign.core.stats import UNPARSEABLE, bootstrap_ci, classification_metrics
+from reasonalign.eval.labels import EvalConfig, evaluate
 from reasonalign.prompts import PromptTemplate, get_template
-from reasonalign.verdict import parse_verdict
+from reasonalign.core.verdict import parse_verdict
 
 
 def test_classification_metrics_by_hand():
@@ -58,24 +59,24 @@ def test_fit_threshold_maximises_training_accuracy():
     # Threshold 0 gets 4/5 right; only a threshold between -1.5 and -1 gets all 5.
     scores = np.array([[0, -3], [0, -2], [0, -1.5], [0, -1], [0, 2]], dtype=float)
     labels = [0, 0, 0, 1, 1]
-    assert (classify.predict_from_scores(scores, 0.0) == labels).mean() == 0.8
-    t = classify.fit_threshold(scores, labels)
+    assert (scoring.predict_from_scores(scores, 0.0) == labels).mean() == 0.8
+    t = scoring.fit_threshold(scores, labels)
     assert t == pytest.approx(-1.25)  # the midpoint between the two margins
-    assert (classify.predict_from_scores(scores, t) == labels).all()
+    assert (scoring.predict_from_scores(scores, t) == labels).all()
 
 
 def test_fit_threshold_ties_go_nearest_zero_and_extremes_work():
     scores = np.array([[0, -1], [0, 1]], dtype=float)
-    assert classify.fit_threshold(scores, [0, 1]) == 0.0  # any t in (-1, 1) is perfect: 0 is nearest to 0
+    assert scoring.fit_threshold(scores, [0, 1]) == 0.0  # any t in (-1, 1) is perfect: 0 is nearest to 0
     # every row ethical: the threshold must sit above the largest margin
-    t = classify.fit_threshold(np.array([[0, 1.0], [0, 3.0]]), [0, 0])
-    assert t > 3.0 and (classify.predict_from_scores(np.array([[0, 1.0], [0, 3.0]]), t) == 0).all()
-    t = classify.fit_threshold(np.array([[0, -1.0], [0, -3.0]]), [1, 1])
+    t = scoring.fit_threshold(np.array([[0, 1.0], [0, 3.0]]), [0, 0])
+    assert t > 3.0 and (scoring.predict_from_scores(np.array([[0, 1.0], [0, 3.0]]), t) == 0).all()
+    t = scoring.fit_threshold(np.array([[0, -1.0], [0, -3.0]]), [1, 1])
     assert t < -3.0
 
 
 def test_parse_predictions_marks_unparseable():
-    assert classify.parse_predictions([" unethical.", " ethical", "no idea"]).tolist() == [1, 0, UNPARSEABLE]
+    assert labels.parse_predictions([" unethical.", " ethical", "no idea"]).tolist() == [1, 0, UNPARSEABLE]
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +105,10 @@ def test_batched_scores_equal_a_direct_forward(tiny):
     template = get_template("dfar-llama")
     assert all(len(tok(c, add_special_tokens=False).input_ids) == 1 for c in template.label_continuations())
     examples = load("dfar:test-clean").examples[:12]
-    batched = classify.score_labels(model, tok, template, examples, "lr", batch_size=5, progress=False)
+    batched = labels.score_examples(model, tok, template, examples, "lr", batch_size=5, progress=False)
     assert batched.shape == (12, 2)
     assert np.allclose(batched, _direct_scores(model, tok, template, examples, "lr"), atol=1e-4)
-    one_by_one = np.concatenate([classify.score_labels(model, tok, template, [ex], "lr", progress=False)
+    one_by_one = np.concatenate([labels.score_examples(model, tok, template, [ex], "lr", progress=False)
                                  for ex in examples])
     assert np.allclose(batched, one_by_one, atol=1e-4)
 
@@ -124,7 +125,7 @@ def test_multi_token_labels_equal_a_direct_forward(tiny):
     base = get_template("dfar-mistral")
     template = _TwoTokenLabels(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
     examples = load("dfar:test-clean").examples[:6]
-    batched = classify.score_labels(model, tok, template, examples, "l", batch_size=4, progress=False)
+    batched = labels.score_examples(model, tok, template, examples, "l", batch_size=4, progress=False)
     assert np.allclose(batched, _direct_scores(model, tok, template, examples, "l"), atol=1e-4)
 
 
@@ -133,17 +134,17 @@ def test_shared_prefix_is_exact(tiny, monkeypatch):
     template = get_template("dfar-llama")
     examples = load("dfar:test-clean").examples[:8]
     prompts = [tok(template.prompt(e.statement, "l")).input_ids for e in examples]
-    assert classify._shared_prefix(prompts) >= 8  # the instruction every prompt repeats
-    with_prefix = classify.score_labels(model, tok, template, examples, "l", progress=False)
-    monkeypatch.setattr(classify, "_shared_prefix", lambda seqs: 0)
-    plain = classify.score_labels(model, tok, template, examples, "l", progress=False)
+    assert scoring._shared_prefix(prompts) >= 8  # the instruction every prompt repeats
+    with_prefix = labels.score_examples(model, tok, template, examples, "l", progress=False)
+    monkeypatch.setattr(scoring, "_shared_prefix", lambda seqs: 0)
+    plain = labels.score_examples(model, tok, template, examples, "l", progress=False)
     assert np.allclose(with_prefix, plain, atol=1e-4)
 
 
 def test_shared_prefix_length():
-    assert classify._shared_prefix([list(range(20)), list(range(12)) + [99] * 5]) == 12
-    assert classify._shared_prefix([list(range(20)), list(range(20))]) == 19  # each keeps a token to score from
-    assert classify._shared_prefix([list(range(20)), [0, 1, 2] + list(range(10))]) == 0  # too short to pay off
+    assert scoring._shared_prefix([list(range(20)), list(range(12)) + [99] * 5]) == 12
+    assert scoring._shared_prefix([list(range(20)), list(range(20))]) == 19  # each keeps a token to score from
+    assert scoring._shared_prefix([list(range(20)), [0, 1, 2] + list(range(10))]) == 0  # too short to pay off
 
 
 def test_evaluate_writes_metrics_and_predictions(tiny, tiny_model, small_csv, tmp_path):
@@ -189,7 +190,7 @@ def test_generate_scoring_counts_unparseable(tiny, tiny_model, small_csv, tmp_pa
 def test_generate_returns_the_continuation_only(tiny):
     model, tok = tiny
     examples = load("dfar:test-clean").examples[:3]
-    texts = classify.generate_answers(model, tok, get_template("dfar-llama"), examples, "l", max_new_tokens=3,
+    texts = labels.generate_answers(model, tok, get_template("dfar-llama"), examples, "l", max_new_tokens=3,
                                       batch_size=2, progress=False)
     for ex, text in zip(examples, texts):  # greedy: the same as generating for each prompt alone
         ids = torch.tensor([tok(get_template("dfar-llama").prompt(ex.statement, "l")).input_ids])

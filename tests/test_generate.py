@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from reasonalign.eval.generate import GenerateConfig, generate, split_reason
+from reasonalign.eval.reasons import GenerateConfig, generate, split_reason
 
 
 @pytest.mark.parametrize("text, reason", [

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from reasonalign.data import load
-from reasonalign.eval.classify import generate_answers
+from reasonalign.eval.labels import generate_answers
 from reasonalign.models import load_model, load_tokenizer
 from reasonalign.prompts import get_template
 

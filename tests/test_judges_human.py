@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 from reasonalign.judges.base import JudgeItem
 from reasonalign.judges.human import export_for_raters, human_mar, import_ratings
 

@@ -198,7 +198,7 @@ def test_calibrate_threshold_records_method_and_feeds_the_judge():
 
 
 def test_calibration_without_usable_pairs_is_a_user_error():
-    from reasonalign.errors import UserError
+    from reasonalign.core.errors import UserError
 
     with pytest.raises(UserError, match="calibration needs"):
         calibrate_threshold(TRAIN[4:], encoder=BagOfWordsEncoder())

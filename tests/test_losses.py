@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 from reasonalign.losses import (
     LOSSES,
     aft_alignment,

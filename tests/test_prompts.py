@@ -2,7 +2,7 @@
 
 import pytest
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 from reasonalign.prompts import BUILTIN, get_template
 
 S, R = "I took the last cookie.", "It is fine to eat a cookie that was offered."

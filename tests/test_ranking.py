@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reasonalign.eval.ranking import bootstrap_groups, group_pairs
+from reasonalign.core.stats import bootstrap_groups
+from reasonalign.eval.ranking import group_pairs
 
 GROUPS = str(Path(__file__).parent / "fixtures" / "groups_tiny.jsonl")
 _SCRIPT = Path(sys.executable).parent / "reasonalign"

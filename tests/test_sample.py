@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from reasonalign.align import sample as sampling
-from reasonalign.align.sample import Item, SampleConfig, check, make_group, summarize
+from reasonalign.align.sample import Item, SampleConfig, make_group, summarize
+from reasonalign.tasks import check
 from reasonalign.cli import main
-from reasonalign.data.cot import load_cot, pick_rows
+from reasonalign.data import take_rows as pick_rows
+from reasonalign.data.cot import load_cot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GSM8K, AQUA = str(FIXTURES / "gsm8k_tiny.jsonl"), str(FIXTURES / "aqua_tiny.jsonl")
@@ -87,8 +89,8 @@ def test_held_out_rows_never_overlap_training_rows(tmp_path):
 
 
 def test_dfar_held_out_rows_never_overlap(small_csv):
-    held, _ = sampling._dfar_items(SampleConfig(data=small_csv, rows=6, seed=1), tokenizer=None)
-    train, info = sampling._dfar_items(SampleConfig(data=small_csv, rows=10, skip_rows=6, seed=1), tokenizer=None)
+    held, _ = sampling.load_items(SampleConfig(data=small_csv, rows=6, seed=1), tokenizer=None)
+    train, info = sampling.load_items(SampleConfig(data=small_csv, rows=10, skip_rows=6, seed=1), tokenizer=None)
     assert len(held) == 6 and len(train) == 10 and not {i.id for i in held} & {i.id for i in train}
     assert sorted(i.gold for i in held) == ["ethical"] * 3 + ["unethical"] * 3  # label-balanced
     assert info["template"] == "dfar-llama" and info["method"] == "lr"
@@ -110,7 +112,7 @@ def test_sample_writes_groups_from_scripted_responses(tiny_model, tmp_path, monk
             out += {1: [good, good, good], 2: [bad, bad, " no"]}.get(ex.row, [good, bad, bad])
         return out
 
-    monkeypatch.setattr("reasonalign.generation.generate_texts", scripted)
+    monkeypatch.setattr("reasonalign.core.generation.generate_texts", scripted)
     out = tmp_path / "s" / "groups.jsonl"
     s = sampling.sample(SampleConfig(model=tiny_model, data=GSM8K, k=3, output=str(out)))
     groups = [json.loads(line) for line in out.read_text().splitlines()]
@@ -201,7 +203,7 @@ def test_an_existing_groups_file_is_not_replaced(tiny_model, tmp_path, capsys):
 
 def test_k_samples_per_prompt_come_back_in_prompt_order(tiny_model):
     """At a temperature near 0 sampling is greedy, so each prompt's k texts equal its greedy text."""
-    from reasonalign.generation import cut_at_stop, generate_texts
+    from reasonalign.core.generation import cut_at_stop, generate_texts
     from reasonalign.models import load_model, load_tokenizer
 
     model, tok = load_model(tiny_model), load_tokenizer(tiny_model)

@@ -10,9 +10,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 from reasonalign.prompts import get_template
-from reasonalign.train.batching import Collator, encode
+from reasonalign.core.batching import Collator, encode
 from reasonalign.train.sft import CompletionTrainer, TrainConfig, select_rows, train
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from reasonalign.prompts import get_template
-from reasonalign.verdict import LABELS, parse_verdict
+from reasonalign.core.verdict import LABELS, parse_verdict
 
 
 @pytest.mark.parametrize("text, label", [

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 
 # --------------------------------------------------------------------------- feedback -> pairs
 

@@ -16,7 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
+from reasonalign.core.run_record import read_run
 
 PROBE_TEXT = "The statement is ethical. Helping a friend move is kind."
 
@@ -154,14 +155,14 @@ def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool
 
 def _with_adapter(model, adapter: str):
     """Wrap `model` with a LoRA adapter. An aligned adapter (`reasonalign align`) was trained on top
-    of an SFT model: its train_summary.json names that SFT adapter (`base_adapter`, relative to the
+    of an SFT model: its run record names that SFT adapter (`base_adapter`, relative to the
     folder), which is applied and merged first, recursively."""
     from peft import PeftModel
 
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise UserError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
-    summary = Path(adapter) / "train_summary.json"
-    base = json.loads(summary.read_text()).get("base_adapter") if summary.is_file() else None
+    record = read_run(adapter)
+    base = record.base_adapter if record else None
     if base:
         model = _with_adapter(model, str(Path(adapter) / base)).merge_and_unload()
     return PeftModel.from_pretrained(model, adapter)

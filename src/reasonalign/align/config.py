@@ -1,12 +1,15 @@
 """`AlignConfig`: every option of `reasonalign align`, its default and its help, in one place.
 
-Kept apart from the trainer so that the command line can list options without importing torch
-(so the loss names are listed here; a test checks they are the keys of `losses.LOSSES`).
+The options every fine-tuning command shares come from `FinetuneConfig`; fields re-declared here
+change a default (a small fresh LoRA on top of the SFT model, no checkpoints). Kept apart from
+the trainer so that the command line can list options without importing torch (so the loss
+names are listed here; a test checks they are the keys of `losses.LOSSES`).
 """
 
 from dataclasses import dataclass
 
-from reasonalign.config import option
+from reasonalign.core.config import option
+from reasonalign.finetune.config import FinetuneConfig
 
 LOSS_NAMES = ["aft", "aft-dc", "aft-bc", "aft-rank", "dpo", "dpo-pl", "rrhf", "pro"]
 # The loss's own β when --beta is not given. Choice (the paper's values are unverified here): the
@@ -15,12 +18,21 @@ DEFAULT_BETA = {"aft-bc": 0.5, "aft-rank": 0.5, "dpo": 0.1, "dpo-pl": 0.1}
 
 
 @dataclass
-class AlignConfig:
+class AlignConfig(FinetuneConfig):
     model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
+    output: str = option("runs/align", "folder for the aligned adapter, run.json, align_summary.json and logs")
+    lr: float = option(1e-4, "learning rate")
+    warmup_ratio: float = option(0.0, "share of steps for learning-rate warmup")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    max_grad_norm: float = option(1.0, "gradient clipping")
+    lora_r: int = option(16, "LoRA rank of the new (alignment) adapter")
+    lora_alpha: int = option(32, "LoRA alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    logging_steps: int = option(1, "log loss, scores, margin and ordered-pair share every N steps")
+    save_steps: int = option(0, "checkpoint every N steps (0 = only at the end)")
     adapter: str | None = option(None, "SFT adapter folder from `reasonalign train`: merged into the model, so "
                                        "the SFT model is the starting point and the DPO reference")
     groups: str = option("runs/sample/groups.jsonl", "groups.jsonl from `reasonalign sample` (k responses per prompt)")
-    output: str = option("runs/align", "folder for the aligned adapter, align_summary.json and logs")
     loss: str = option("aft-bc", "alignment loss: aft (alignment only), aft-dc (detached constraint), aft-bc "
                                  "(boundary constraint), aft-rank (boundary, ranking feedback), dpo, dpo-pl "
                                  "(listwise DPO), rrhf, pro", LOSS_NAMES)
@@ -34,22 +46,9 @@ class AlignConfig:
     detach_boundary: bool = option(True, "stop the gradient through the boundary B = min positive score - β")
     sft_weight: float = option(1.0, "weight of the likelihood term on correct responses (mean length-normalised "
                                     "NLL), as AFT, RRHF and PRO add it; 0 = alignment loss only (plain DPO)")
-    lr: float = option(1e-4, "learning rate (constant schedule)")
-    epochs: float = option(1.0, "passes over the training groups")
-    max_steps: int = option(-1, "stop after this many optimizer steps (-1 = use epochs)")
     groups_per_step: int = option(4, "groups (prompts) per optimizer step; all their responses share one forward")
     max_responses: int | None = option(8, "use at most this many responses per group, better and worse kept "
                                           "in balance (0 = all)")
-    max_length: int = option(512, "truncate prompt + response to this many tokens")
-    max_grad_norm: float = option(1.0, "gradient clipping")
-    lora_r: int = option(16, "LoRA rank of the new (alignment) adapter")
-    lora_alpha: int = option(32, "LoRA alpha")
-    lora_dropout: float = option(0.05, "LoRA dropout")
-    lora_targets: str = option("auto", "comma-separated module names, all-linear, or auto (peft's default: q,v)")
-    seed: int = option(0, "seed for LoRA init, shuffling and the response cap")
-    logging_steps: int = option(1, "log loss, scores, margin and ordered-pair share every N steps")
-    overwrite: bool = option(False, "replace an existing finished run in --output")
-    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
     def resolved_beta(self) -> float | None:
         return self.beta if self.beta is not None else DEFAULT_BETA.get(self.loss)

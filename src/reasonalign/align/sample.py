@@ -11,7 +11,7 @@ reads them. One JSON object per line (the trainer reads exactly these keys):
 
 - `prompt` is the text the model saw; tokenise it with `add_special_tokens` (cot: true, as in
   training; DFAR chat templates: false, the chat template already holds them).
-- `correct`: GSM8K/AQuA by `reasonalign.data.cot.is_correct`; DFAR: `parse_verdict(text)`
+- `correct`: the task's checker (`reasonalign.tasks`): GSM8K/AQuA final answer; DFAR: `parse_verdict(text)`
   equals the gold label. `gold` is the answer (number, option letter, or "ethical"/"unethical").
 - Identical responses are kept once, in first-drawn order; `copies` says how often each was drawn.
 - `rank` (lower = better): with `--scorer none` 0 for correct, 1 for incorrect (binary
@@ -26,13 +26,15 @@ other run took) and writes into another folder.
 """
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.config import option, to_dict
-from reasonalign.errors import UserError
+from reasonalign.core.config import option, to_dict
+from reasonalign.core.errors import UserError
+from reasonalign.core.files import write_jsonl
+from reasonalign.core.run_record import read_run
+from reasonalign.tasks import TASKS, check, task_for
 
 
 @dataclass
@@ -41,8 +43,8 @@ class SampleConfig:
     adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` (sample from the tuned model)")
     data: str = option("gsm8k:train", "gsm8k:train, aqua:dev, dfar:train, a GSM8K/AQuA JSONL or a DFAR-style "
                                       "CSV/TSV/JSONL path")
-    rows: int | None = option(None, "prompts to sample for: the first N of a seeded shuffle (DFAR: label-balanced); "
-                                    "None = all")
+    rows: int | None = option(None, "prompts to sample for: the first N of one seeded order (labels: every prefix "
+                                    "keeps the label shares); None = all")
     skip_rows: int = option(0, "leave out the rows `--rows M` would take with the same seed (held-out groups): "
                                "--rows M for held-out, --rows N --skip-rows M for training")
     k: int = option(4, "responses sampled per prompt")
@@ -71,17 +73,6 @@ class Item:
     prompt: str
     add_special_tokens: bool
     gold: str
-
-
-def check(task: str, text: str, gold: str) -> bool:
-    """Whether a response is correct: the final answer (cot) or the verdict (DFAR) matches gold."""
-    if task == "dfar":
-        from reasonalign.verdict import LABELS, parse_verdict
-
-        return parse_verdict(text) == LABELS.index(gold)
-    from reasonalign.data.cot import is_correct
-
-    return is_correct(task, text, gold)
 
 
 def make_group(item: Item, texts: list[str], seed: int, scorer: str = "none") -> dict:
@@ -144,63 +135,28 @@ def _validate(config: SampleConfig) -> tuple[Path, Path]:
 
 
 def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
-    """The prompts to sample for, and what the summary records about the data."""
-    if _is_dfar(config.data):
-        return _dfar_items(config, tokenizer)
-    from reasonalign.data.cot import format_prompt, load_cot, pick_rows, task_of
-
-    examples = load_cot(config.data)
-    task = task_of(examples)
-    chosen = pick_rows(examples, config.rows, config.seed, config.skip_rows)
-    items = [Item(f"{config.data}:{ex.row}", task, format_prompt(ex), True, ex.answer) for ex in chosen]
-    return items, {"task": task, "data": config.data, "data_rows": len(examples)}
-
-
-def _is_dfar(spec: str) -> bool:
-    """dfar:/ethos: specs, CSV/TSV files, and JSON lines whose first record has a 'statement'."""
-    path = Path(spec)
-    if spec.partition(":")[0] in ("dfar", "ethos") or path.suffix.lower() in (".csv", ".tsv"):
-        return True
-    if not path.is_file():
-        return False  # load_cot names the missing file
-    with open(path, encoding="utf-8", errors="replace") as f:
-        first = next((line for line in f if line.strip()), "")
-    try:
-        record = json.loads(first)
-    except json.JSONDecodeError:
-        return False  # load_cot names the line
-    return isinstance(record, dict) and "statement" in {str(k).lower() for k in record}
-
-
-def _dfar_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
-    from reasonalign.data import load, stratified_sample
-    from reasonalign.eval.run import adapter_summary
+    """The prompts to sample for (one task, one prompt format), and what the summary records about the data."""
     from reasonalign.prompts import get_template
-    from reasonalign.verdict import LABELS
 
-    summary = adapter_summary(config.adapter)
-    template = get_template(config.template or summary.get("template", "dfar-llama"))
-    method = config.method or summary.get("method", "lr")
+    task = task_for(config.data, expect="answers")
+    dataset = task.load(config.data)
+    chosen = task.rows(dataset.examples, config.rows, config.seed, config.skip_rows)
+    info = {"task": task.name, "data": dataset.name, "data_sha256": dataset.sha256, "data_rows": len(dataset)}
+    if task.kind == "answers":
+        return [Item(f"{config.data}:{ex.row}", task.name, task.prompt(ex), True, task.gold(ex)) for ex in chosen], info
+    record = read_run(config.adapter)
+    template = get_template(config.template or (record.template if record and record.template else "dfar-llama"))
+    method = config.method or (record.method if record and record.method else "lr")
     if method not in ("l", "lr"):
         raise UserError(f"{config.adapter}: trained with method {method!r}; pass --method l or lr for DFAR prompts")
-    dataset = load(config.data)
-    pool = dataset.examples
-    if config.skip_rows:  # exactly the rows `--rows skip_rows` would take
-        if config.skip_rows >= len(pool):
-            raise UserError(f"--skip-rows {config.skip_rows}: leaves no rows (the data has {len(pool)})")
-        taken = {id(ex) for ex in stratified_sample(pool, config.skip_rows, config.seed)}
-        pool = [ex for ex in pool if id(ex) not in taken]
-    chosen = stratified_sample(pool, min(config.rows, len(pool)), config.seed) if config.rows else pool
-    items = [Item(f"{dataset.name}:{ex.row}", "dfar", template.prompt(ex.statement, method, tokenizer),
-                  not template.chat, LABELS[ex.label]) for ex in chosen]
-    return items, {"task": "dfar", "data": dataset.name, "data_sha256": dataset.sha256, "data_rows": len(dataset),
-                   "template": template.name, "method": method}
+    items = [Item(f"{dataset.name}:{ex.row}", task.name, task.prompt(ex, template, method, tokenizer),
+                  task.add_special_tokens(template), task.gold(ex)) for ex in chosen]
+    return items, {**info, "template": template.name, "method": method}
 
 
 def sample(config: SampleConfig) -> dict:
     """Sample, grade and write groups.jsonl + sample_summary.json; returns the summary."""
-    from reasonalign.data.cot import STOP
-    from reasonalign.generation import generate_texts
+    from reasonalign.core.generation import generate_texts
     from reasonalign.models import load_model, load_tokenizer
 
     out, summary_path = _validate(config)
@@ -213,7 +169,7 @@ def sample(config: SampleConfig) -> dict:
                            add_special_tokens=items[0].add_special_tokens,  # one task and template per run
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                            num_return_sequences=config.k, temperature=config.temperature, top_p=config.top_p,
-                           stop=() if data_info["task"] == "dfar" else STOP, seed=config.seed)
+                           stop=TASKS[data_info["task"]].stop, seed=config.seed)
     k = config.k
     groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]
     seconds = time.time() - started
@@ -221,11 +177,6 @@ def sample(config: SampleConfig) -> dict:
     summary = {**summarize(groups, config.k), "k": config.k, **data_info, "model": config.model,
                "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
                "groups_file": str(out), "config": to_dict(config)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")  # never leave a half-written groups file behind
-    with open(tmp, "w", encoding="utf-8") as f:
-        for g in groups:
-            f.write(json.dumps(g, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
+    write_jsonl(out, groups)  # atomic: never a half-written groups file
     summary_path.write_text(json.dumps(summary, indent=2))
     return summary

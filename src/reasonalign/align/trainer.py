@@ -1,6 +1,6 @@
 """Alignment fine-tuning: `AlignTrainer` (one loss over groups of responses) and the recipe.
 
-The recipe is setup -> train -> save, like `reasonalign train`:
+The recipe is `FinetuneRecipe`'s setup -> train -> save, like `reasonalign train`:
 - start from the SFT model: the SFT adapter (`--adapter`) is merged into the base weights, and a
   fresh LoRA is trained on top, so "adapters disabled" is exactly the SFT model (DPO's reference);
 - a batch is G groups whose responses are flattened into one padded batch: one forward gives
@@ -9,22 +9,20 @@ The recipe is setup -> train -> save, like `reasonalign train`:
 - the saved folder loads anywhere `--adapter` does (`models.load_model` merges `base_adapter/`).
 """
 
-import json
 import math
 import shutil
-import time
 from pathlib import Path
 
 import torch
-import yaml
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer
 
 from reasonalign.align.config import AlignConfig
-from reasonalign.align.groups import GroupCollator, cap, encode_group, has_pair, ordering, read_groups, score_groups
-from reasonalign.config import to_dict
-from reasonalign.errors import UserError, at
+from reasonalign.core.errors import UserError, at
+from reasonalign.core.run_record import read_run
+from reasonalign.data.groups import GroupCollator, cap, encode_group, has_pair, read_groups
+from reasonalign.finetune.recipe import FinetuneRecipe
 from reasonalign.losses import compute_alignment_loss, ordering_stats, pairs_from_ranks
-from reasonalign.scoring import group_scores
+from reasonalign.scoring import group_scores, ordering, score_groups
 
 LOGGED = ("score_pos", "score_neg", "margin", "pair_accuracy", "align_loss", "sft_nll")
 
@@ -73,113 +71,81 @@ class AlignTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def _check(config: AlignConfig) -> Path:
-    """Every cheap check, before any model is loaded or anything is written."""
-    out = Path(config.output)
-    if config.adapter and not (Path(config.adapter) / "adapter_config.json").is_file():
-        raise UserError(f"{config.adapter}: not a LoRA adapter folder (no adapter_config.json)")
-    if config.adapter and out.resolve() == Path(config.adapter).resolve():
-        raise UserError(f"{out}: is the SFT adapter (--adapter) itself; choose another --output")
-    if ((out / "align_summary.json").exists() or (out / "adapter_config.json").exists()) and not config.overwrite:
-        raise UserError(f"{out}: holds a finished run; pass --overwrite to replace it or choose another --output")
-    if config.constraint != "none" and config.loss in ("aft-bc", "aft-rank"):
-        raise UserError(f"--loss {config.loss} already contains the boundary constraint; drop --constraint")
-    if config.groups_per_step < 1:
-        raise UserError("--groups-per-step must be at least 1")
-    return out
-
-
-def _lora(config: AlignConfig):
-    from peft import LoraConfig
-
-    targets = None if config.lora_targets == "auto" else (
-        "all-linear" if config.lora_targets == "all-linear" else [t.strip() for t in config.lora_targets.split(",")])
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      bias="none", task_type="CAUSAL_LM", target_modules=targets)
-
-
 def _copy_adapter(src: Path, dst: Path) -> None:
     """Copy an adapter (and, recursively, its own base adapter) without checkpoints or logs."""
     dst.mkdir(parents=True)
-    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "train_summary.json"):
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "run.json",
+                 "train_summary.json", "calibration.json"):
         if (src / name).is_file():
             shutil.copy2(src / name, dst / name)
     if (src / "base_adapter").is_dir():
         _copy_adapter(src / "base_adapter", dst / "base_adapter")
 
 
+class AlignRecipe(FinetuneRecipe):
+    stage, summary_file = "align", "align_summary.json"
+
+    def start_adapter(self) -> str | None:
+        return self.config.adapter
+
+    def check(self) -> None:
+        super().check()
+        c = self.config
+        if c.constraint != "none" and c.loss in ("aft-bc", "aft-rank"):
+            raise UserError(f"--loss {c.loss} already contains the boundary constraint; drop --constraint")
+        if c.groups_per_step < 1:
+            raise UserError("--groups-per-step must be at least 1")
+        if c.qlora and c.adapter:
+            raise UserError("--qlora cannot merge the SFT adapter (--adapter) into 4-bit weights; align without --qlora")
+
+    def build_dataset(self, tokenizer) -> list[dict]:
+        c = self.config
+        self.groups = read_groups(c.groups)
+        self.with_pairs = sum(has_pair(g, c.feedback) for g in self.groups)
+        if not self.with_pairs:
+            raise at(c.groups, None, f"no group has a (better, worse) pair under --feedback {c.feedback}; "
+                                     "nothing to align")
+        # a group without a pair only feeds the SFT term, through its correct responses: keep it only then
+        self.used = [cap(g, c.max_responses, c.feedback, c.seed) for g in self.groups
+                     if has_pair(g, c.feedback) or (c.sft_weight and any(r["correct"] for r in g["responses"]))]
+        return [encode_group(tokenizer, g, c.feedback, c.max_length) for g in self.used]
+
+    def batch_size(self) -> int:
+        return self.config.groups_per_step
+
+    def trainer(self, model, args, dataset, tokenizer):
+        return AlignTrainer(model=model, args=args, train_dataset=dataset,
+                            data_collator=GroupCollator(tokenizer.pad_token_id), align=self.config)
+
+    def measure(self, model, tokenizer, when: str) -> dict:
+        """Share of (better, worse) pairs the model orders right on the training groups."""
+        scores = score_groups(model, self.dataset, tokenizer.pad_token_id)
+        return {"ordering": ordering(scores, [g["rank"] for g in self.dataset])}
+
+    def save_extra(self, model, tokenizer) -> dict:
+        """A copy of the SFT adapter this one sits on: `models.load_model` merges it first."""
+        if not self.config.adapter:
+            return {}
+        shutil.rmtree(self.out / "base_adapter", ignore_errors=True)
+        _copy_adapter(Path(self.config.adapter), self.out / "base_adapter")
+        return {"base_adapter": "base_adapter"}
+
+    def record(self) -> dict:
+        """Prompt format and task come from the SFT adapter: an aligned model is prompted as it was."""
+        sft = read_run(self.config.adapter)
+        task = self.groups[0].get("task") or (sft.task if sft else "dfar")
+        return {"task": task, "method": sft.method if sft else None, "template": sft.template if sft else None,
+                "data": {"spec": self.config.groups, "rows": len(self.groups)}}
+
+    def summary(self) -> dict:
+        c = self.config
+        return {"loss": c.loss, "feedback": c.feedback, "beta": c.resolved_beta(), "base_adapter": c.adapter,
+                "groups": {"file": c.groups, "total": len(self.groups), "with_pairs": self.with_pairs,
+                           "without_pairs": len(self.groups) - self.with_pairs, "used": len(self.used),
+                           "responses_used": sum(len(g["input_ids"]) for g in self.dataset)},
+                "measured_on": "the training groups used"}
+
+
 def align(config: AlignConfig) -> dict:
-    """Setup -> train -> save. Returns the summary written to align_summary.json."""
-    from peft import get_peft_model
-
-    from reasonalign.models import default_device, load_model, load_tokenizer
-    from reasonalign.train.sft import _versions
-
-    # --- setup: validate everything before any expensive work
-    out = _check(config)
-    groups = read_groups(config.groups)
-    with_pairs = sum(has_pair(g, config.feedback) for g in groups)
-    if not with_pairs:
-        raise at(config.groups, None, f"no group has a (better, worse) pair under --feedback {config.feedback}; "
-                                      "nothing to align")
-    # a group without a pair only feeds the SFT term, through its correct responses: keep it only then
-    used = [cap(g, config.max_responses, config.feedback, config.seed) for g in groups
-            if has_pair(g, config.feedback) or (config.sft_weight and any(r["correct"] for r in g["responses"]))]
-    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
-    encoded = [encode_group(tokenizer, g, config.feedback, config.max_length) for g in used]
-    device = default_device()
-    torch.manual_seed(config.seed)
-    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
-    if config.adapter:
-        model = model.merge_and_unload()  # the SFT model is the starting point and the reference
-    model = get_peft_model(model, _lora(config))
-    pad, rank = tokenizer.pad_token_id, [g["rank"] for g in encoded]
-    before = ordering(score_groups(model, encoded, pad), rank)
-
-    args = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=config.groups_per_step, learning_rate=config.lr,
-        lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=config.max_grad_norm,
-        num_train_epochs=config.epochs, max_steps=config.max_steps, logging_steps=config.logging_steps,
-        save_strategy="no", use_cpu=device == "cpu", seed=config.seed, data_seed=config.seed,
-        report_to=["tensorboard"], remove_unused_columns=False, dataloader_num_workers=0,
-    )
-    trainer = AlignTrainer(model=model, args=args, train_dataset=encoded, data_collator=GroupCollator(pad),
-                           align=config)
-
-    # --- train
-    started = time.time()
-    result = trainer.train()
-    seconds = time.time() - started
-    after = ordering(score_groups(model, encoded, pad), rank)
-
-    # --- save: the new adapter, a copy of the SFT adapter it sits on, summaries
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    base = None
-    if config.adapter:
-        shutil.rmtree(out / "base_adapter", ignore_errors=True)
-        _copy_adapter(Path(config.adapter), out / "base_adapter")
-        base = "base_adapter"
-    sft = json.loads((Path(config.adapter) / "train_summary.json").read_text()) if config.adapter and (
-        Path(config.adapter) / "train_summary.json").is_file() else {}
-    # what `eval` / `generate` read from an adapter folder (its prompt template and method), and
-    # what `load_model` reads to merge the SFT adapter first (a path relative to this folder)
-    marker = {k: sft[k] for k in ("method", "template") if sft.get(k) is not None}
-    marker.update(base_adapter=base, aligned_with=config.loss, model=config.model, summary="align_summary.json")
-    (out / "train_summary.json").write_text(json.dumps(marker, indent=2))
-
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    summary = {
-        "loss": config.loss, "feedback": config.feedback, "beta": config.resolved_beta(), "model": config.model,
-        "base_adapter": config.adapter, "steps": trainer.state.global_step, "seconds": round(seconds, 1),
-        "first_loss": losses[0] if losses else result.training_loss,
-        "final_loss": losses[-1] if losses else result.training_loss,
-        "groups": {"file": config.groups, "total": len(groups), "with_pairs": with_pairs,
-                   "without_pairs": len(groups) - with_pairs, "used": len(used),
-                   "responses_used": sum(len(g["input_ids"]) for g in encoded)},
-        "ordering_before": before, "ordering_after": after, "measured_on": "the training groups used",
-        "device": device, "seed": config.seed, "config": to_dict(config), "versions": _versions(),
-    }
-    (out / "align_summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    return summary
+    """Setup -> train -> save (`AlignRecipe`); returns the summary written to align_summary.json."""
+    return AlignRecipe(config).run()

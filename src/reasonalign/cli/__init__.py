@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """`reasonalign align`: alignment fine-tuning on sampled groups (AFT and the comparison losses)."""
 
-from reasonalign import config as cfg
+from reasonalign.core import config as cfg
 from reasonalign.align.config import AlignConfig
 
 

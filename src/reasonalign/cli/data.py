@@ -4,7 +4,7 @@ import json
 
 from reasonalign.data import load, parse_columns, parse_label_map
 from reasonalign.data.audit import audit, render
-from reasonalign.verdict import LABELS
+from reasonalign.core.verdict import LABELS
 
 SPEC_HELP = "a .csv/.tsv/.jsonl/.json file, dfar[:train|test|test-clean] or ethos:PATH"
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reasonalign import config as cfg
-from reasonalign.config import option, to_dict
+from reasonalign.core import config as cfg
+from reasonalign.core.config import option, to_dict
 
 
 @dataclass
@@ -51,7 +51,7 @@ def run_demo(config: DemoConfig) -> list[dict]:
     from rich.console import Console
 
     from reasonalign.eval.reasons import ReasonsConfig, evaluate_reasons
-    from reasonalign.eval.run import EvalConfig, evaluate
+    from reasonalign.eval.labels import EvalConfig, evaluate
     from reasonalign.train.sft import TrainConfig, train
 
     console, out = Console(), Path(config.output)

@@ -7,13 +7,13 @@ adapter, output, seed, ...) mean the same thing in every task and appear once.
 import dataclasses
 import importlib
 
-from reasonalign import config as cfg
-from reasonalign.errors import UserError
+from reasonalign.core import config as cfg
+from reasonalign.core.errors import UserError
 
 # task: (module, its config class, its function config -> metrics dict, what it measures).
 # The module also has `headline(metrics, config) -> str`, the line printed when it is done.
 TASKS = {
-    "labels": ("reasonalign.eval.run", "EvalConfig", "evaluate", "classification accuracy (DFAR, ETHOS)"),
+    "labels": ("reasonalign.eval.labels", "EvalConfig", "evaluate", "classification accuracy (DFAR, ETHOS)"),
     "reasons": ("reasonalign.eval.reasons", "ReasonsConfig", "evaluate_reasons",
                 "misalignment rate (MAR) of generated reasons, by the reference, llm or human judge"),
     "answers": ("reasonalign.eval.answers", "AnswersConfig", "evaluate_answers",

@@ -1,7 +1,7 @@
 """`reasonalign generate`: verdict + reason per statement -> generations.jsonl."""
 
-from reasonalign import config as cfg
-from reasonalign.eval.generate import GenerateConfig
+from reasonalign.core import config as cfg
+from reasonalign.eval.reasons import GenerateConfig
 
 
 def register(sub) -> None:
@@ -12,7 +12,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from reasonalign.eval.generate import generate
+    from reasonalign.eval.reasons import generate
 
     config = cfg.build(GenerateConfig, args)
     records = generate(config)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 
 
 def register(sub) -> None:

@@ -1,6 +1,6 @@
 """`reasonalign sample`: k graded responses per prompt -> groups.jsonl for alignment fine-tuning."""
 
-from reasonalign import config as cfg
+from reasonalign.core import config as cfg
 from reasonalign.align.sample import SampleConfig
 
 

@@ -1,6 +1,6 @@
 """`reasonalign train`: L or L+R LoRA fine-tuning."""
 
-from reasonalign import config as cfg
+from reasonalign.core import config as cfg
 from reasonalign.train.config import TrainConfig
 
 

@@ -13,7 +13,8 @@ from reasonalign.data.tables import (
     parse_label_map,
     split_off,
     stratified_sample,
+    take_rows,
 )
 
 __all__ = ["Dataset", "Example", "load", "normalize_statement", "parse_columns", "parse_label_map",
-           "split_off", "stratified_sample"]
+           "split_off", "stratified_sample", "take_rows"]

@@ -7,7 +7,7 @@ accuracy on it partly measures memorisation; the audit makes such facts visible 
 import statistics
 
 from reasonalign.data.tables import Dataset, normalize_statement
-from reasonalign.verdict import LABELS
+from reasonalign.core.verdict import LABELS
 
 
 def audit(train: Dataset, test: Dataset) -> dict:

@@ -18,13 +18,13 @@ clean token boundary for most BPE vocabularies.
 """
 
 import os
-import random
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from reasonalign.errors import UserError, at, read_jsonl
+from reasonalign.core.errors import UserError, at
+from reasonalign.core.files import read_jsonl
 
 SPLITS = {"gsm8k": {"train": "train.jsonl", "test": "test.jsonl"},
           "aqua": {"dev": "dev.json", "test": "test.json"}}
@@ -76,25 +76,6 @@ def task_of(examples: list[CotExample]) -> str:
     return "aqua" if examples[0].options else "gsm8k"
 
 
-def pick_rows(examples: list, n: int | None, seed: int, skip: int = 0) -> list:
-    """Rows `skip` to `skip + n` of a seeded shuffle; all rows in file order when n and skip are unset.
-
-    A first-N slice of one fixed order, so `--rows 100` and `--rows 500 --skip-rows 100` (same
-    seed) never share a row: held-out and training rows come from one shuffle.
-    """
-    if n is not None and n < 1:
-        raise UserError(f"--rows {n}: must be at least 1")
-    if skip < 0:
-        raise UserError(f"--skip-rows {skip}: must be 0 or more")
-    if not n and not skip:
-        return list(examples)
-    if skip >= len(examples):
-        raise UserError(f"--skip-rows {skip}: leaves no rows (the data has {len(examples)})")
-    order = list(examples)
-    random.Random(seed).shuffle(order)
-    return order[skip:skip + n] if n else order[skip:]
-
-
 def _load(path: Path, task: str | None) -> list[CotExample]:
     examples = []
     for row, record in read_jsonl(path):
@@ -106,12 +87,18 @@ def _load(path: Path, task: str | None) -> list[CotExample]:
     return examples
 
 
-def _sniff(record: dict, path: Path, row: int) -> str:
-    """Decide the format from the first record's fields (GSM8K and AQuA share none)."""
+def answer_format(record: dict) -> str | None:
+    """'aqua' or 'gsm8k' from a record's fields (the two share none); None for anything else."""
     if "options" in record or "correct" in record:
         return "aqua"
     if "answer" in record:
         return "gsm8k"
+    return None
+
+
+def _sniff(record: dict, path: Path, row: int) -> str:
+    if found := answer_format(record):
+        return found
     raise at(path, row, "cannot tell the format: expected GSM8K fields (question, answer) "
              "or AQuA fields (question, options, rationale, correct)")
 

@@ -14,8 +14,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.errors import UserError, at
-from reasonalign.verdict import LABELS
+from reasonalign.core.errors import UserError, at
+from reasonalign.core.verdict import LABELS
 
 BUILTIN = Path(__file__).parent / "builtin"
 DFAR_SPLITS = {"train": "dfar_train.csv", "test": "dfar_test.csv"}
@@ -435,3 +435,39 @@ def split_off(examples: list[Example], n: int, seed: int) -> tuple[list[Example]
     chosen = _draw(examples, quota, seed)
     taken = set(chosen)
     return [e for i, e in enumerate(examples) if i not in taken], [examples[i] for i in chosen]
+
+
+def take_rows(examples: list, n: int | None, seed: int, skip: int = 0, label=None) -> list:
+    """What `--rows N [--skip-rows M]` means in every command: rows M to M+N of one seeded order.
+
+    All rows in file order when neither is set. With `label` (example -> label) the order
+    interleaves the labels so that every prefix keeps the data's label shares: `--rows 100`
+    measures what the whole data would, and `--rows 100` and `--rows 400 --skip-rows 100` (same
+    seed) never share a row, so held-out and training rows come from one order.
+    """
+    if n is not None and n < 1:
+        raise UserError(f"--rows {n}: must be at least 1")
+    if skip < 0:
+        raise UserError(f"--skip-rows {skip}: must be 0 or more")
+    if not n and not skip:
+        return list(examples)
+    if skip >= len(examples):
+        raise UserError(f"--skip-rows {skip}: leaves no rows (the data has {len(examples)})")
+    rng = random.Random(seed)
+    if label is None:
+        order = list(examples)
+        rng.shuffle(order)
+    else:
+        queues: dict = {}
+        for e in examples:
+            queues.setdefault(label(e), []).append(e)
+        for q in queues.values():
+            rng.shuffle(q)
+        share = {k: len(q) / len(examples) for k, q in queues.items()}
+        taken = dict.fromkeys(queues, 0)
+        order = []
+        for i in range(1, len(examples) + 1):  # next: the label furthest below its share of the first i rows
+            k = max((k for k in queues if taken[k] < len(queues[k])), key=lambda k: (share[k] * i - taken[k], -k))
+            order.append(queues[k][taken[k]])
+            taken[k] += 1
+    return order[skip:skip + n] if n else order[skip:]

@@ -2,7 +2,7 @@
 
 The model continues each `Question: ... Answer:` prompt greedily; the final answer is read out
 of its reasoning by the same conservative extractors that label sampled responses for
-alignment fine-tuning (`reasonalign.data.cot`), so accuracy here and G_P/G_N there agree.
+alignment fine-tuning (the task's `extract`, `reasonalign.tasks`), so accuracy here and G_P/G_N there agree.
 """
 
 import json
@@ -10,7 +10,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.config import option, to_dict
+from reasonalign.core.config import option, to_dict
+from reasonalign.core.errors import UserError
+from reasonalign.core.files import write_jsonl
+from reasonalign.core.stats import wilson_interval
+from reasonalign.tasks import task_for
 
 
 @dataclass
@@ -28,40 +32,37 @@ class AnswersConfig:
 
 def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
     """Greedy answers for every selected question -> metrics.json + predictions.jsonl."""
-    from reasonalign.data.cot import (STOP, extract_aqua, extract_gsm8k, format_prompt, is_correct, load_cot,
-                                      pick_rows, task_of)
-    from reasonalign.eval.metrics import wilson_interval
-    from reasonalign.generation import generate_texts
+    from reasonalign.core.generation import generate_texts
     from reasonalign.models import load_model, load_tokenizer
 
-    examples = pick_rows(load_cot(config.data), config.rows, config.seed)
-    task = task_of(examples)
-    extract = extract_gsm8k if task == "gsm8k" else extract_aqua
+    task = task_for(config.data, expect="answers")
+    if task.kind != "answers":
+        raise UserError(f"--data {config.data}: {task.name} has no final answers to check; use eval --task labels")
+    examples = task.rows(task.load(config.data).examples, config.rows, config.seed)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     if model is None:
         model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
 
     started = time.time()
-    prompts = [format_prompt(ex) for ex in examples]
-    texts = generate_texts(model, tokenizer, prompts, add_special_tokens=True, max_new_tokens=config.max_new_tokens,
-                           batch_size=config.batch_size, stop=STOP)
+    prompts = [task.prompt(ex) for ex in examples]
+    texts = generate_texts(model, tokenizer, prompts, add_special_tokens=task.add_special_tokens(),
+                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, stop=task.stop)
     seconds = time.time() - started
-    records = [{"row": ex.row, "prompt": prompt, "output": text, "extracted": extract(text), "gold": ex.answer,
-                "correct": is_correct(task, text, ex.answer)} for ex, prompt, text in zip(examples, prompts, texts)]
+    records = [{"row": ex.row, "prompt": prompt, "output": text, "extracted": task.extract(text),
+                "gold": task.gold(ex), "correct": task.is_correct(text, task.gold(ex))}
+               for ex, prompt, text in zip(examples, prompts, texts)]
 
     n_correct = sum(r["correct"] for r in records)
     metrics = {"accuracy": n_correct / len(records), "n": len(records), "correct": n_correct,
                "ci95": wilson_interval(n_correct, len(records)), "ci_method": "Wilson score interval",
-               "no_answer": sum(r["extracted"] is None for r in records), "task": task, "data": config.data,
+               "no_answer": sum(r["extracted"] is None for r in records), "task": task.name, "data": config.data,
                "model": config.model, "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
                "config": to_dict(config)}
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_jsonl(out / "predictions.jsonl", records)
     return metrics
 
 

@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from reasonalign.config import option, to_dict
+from reasonalign.core.config import option, to_dict
+from reasonalign.core.stats import bootstrap_groups
 
 
 @dataclass
@@ -38,21 +37,10 @@ def group_pairs(scores: list[float], rank: list[int]) -> tuple[int, int]:
     return sum(pairs), len(pairs)
 
 
-def bootstrap_groups(ordered, pairs, seed: int, n_boot: int = 2000) -> list[float]:
-    """Percentile bootstrap over groups of the pooled share sum(ordered) / sum(pairs)."""
-    ordered, pairs = np.asarray(ordered, dtype=float), np.asarray(pairs, dtype=float)
-    keep = pairs > 0
-    ordered, pairs = ordered[keep], pairs[keep]
-    if not pairs.size:
-        return [float("nan"), float("nan")]
-    idx = np.random.default_rng(seed).integers(0, pairs.size, size=(n_boot, pairs.size))
-    lo, hi = np.percentile(ordered[idx].sum(1) / pairs[idx].sum(1), [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
 def evaluate_ranking(config: RankingConfig) -> dict:
-    from reasonalign.align.groups import encode_group, ordering, read_groups, score_groups
+    from reasonalign.data.groups import encode_group, read_groups
     from reasonalign.models import load_model, load_tokenizer
+    from reasonalign.scoring import ordering, score_groups
 
     groups = read_groups(config.groups)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)

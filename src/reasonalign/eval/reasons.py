@@ -1,6 +1,7 @@
-"""`reasonalign eval --task reasons`: the Misalignment Rate (MAR) of generated reasons.
+"""`reasonalign generate` and `reasonalign eval --task reasons`: generated reasons and their Misalignment Rate (MAR).
 
-Generate (or read `generations.jsonl` from `reasonalign generate`) -> judge every reason with
+`generate`: a verdict + reason for every statement, batched (left padding, KV cache) ->
+generations.jsonl. `eval --task reasons`: generate (or read `--generations`) -> judge every reason with
 one or more judges -> metrics.json with MAR, n, 95% CI, judge identity and version, the rate
 of each criterion and, when several judges or raters covered the same items, their agreement.
 
@@ -10,14 +11,65 @@ exported with `--export-ratings`; filled sheets come back with `--ratings`).
 """
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.config import option, to_dict
-from reasonalign.errors import UserError, at, read_jsonl
-from reasonalign.eval.generate import GenerateConfig
-from reasonalign.verdict import LABELS
+from reasonalign.core.config import option, to_dict
+from reasonalign.core.errors import UserError, at
+from reasonalign.core.files import read_jsonl, write_jsonl
+from reasonalign.core.verdict import LABELS, parse_verdict
+from reasonalign.eval.labels import ScoringInputs, generate_answers, prompts_for
+
+_LEAD = re.compile(r"^\s*(?:the statement is\s+)?(?:not\s+|non[- ]?)?(?:un)?ethical\b\s*[.:,;!-]*\s*", re.I)
+
+
+@dataclass
+class GenerateConfig(ScoringInputs):
+    method: str = option("lr", "prompt variant: lr asks for a reason, l for the label only", ["l", "lr"])
+    max_new_tokens: int = option(64, "tokens to generate per statement (stops earlier at EOS)")
+    temperature: float = option(0.0, "0 = greedy; above 0 samples")
+    top_p: float = option(1.0, "nucleus sampling mass (with temperature > 0)")
+    batch_size: int = option(16, "statements per generate call (left-padded)")
+    output: str = option("runs/generate", "folder for generations.jsonl")
+    seed: int = option(0, "seed for row selection and sampling")
+
+
+def split_reason(text: str) -> str:
+    """The reason: the output minus its leading verdict ("unethical. Because..." -> "Because...")."""
+    return _LEAD.sub("", text, count=1).strip()
+
+
+def generate(config: GenerateConfig) -> list[dict]:
+    """Verdict + reason for every selected statement -> generations.jsonl + generate_summary.json."""
+    # torch-heavy modules: imported when the command runs, so `reasonalign --help` stays fast
+    from reasonalign.models import load_model, load_tokenizer
+    from reasonalign.prompts import get_template
+
+    template = get_template(config.template_name())
+    task, dataset, examples = config.load_rows(config.seed)
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+    prompts = prompts_for(task, template, examples, config.method, tokenizer)
+    sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.temperature > 0 else {}
+    started = time.time()
+    texts = generate_answers(model, tokenizer, template, examples, config.method,
+                             max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=config.seed,
+                             **sampling)
+    seconds = time.time() - started
+    records = []
+    for ex, prompt, text in zip(examples, prompts, texts):
+        verdict = parse_verdict(text)
+        records.append({"row": ex.row, "statement": ex.statement, "gold": LABELS[ex.label],
+                        "gold_reason": ex.reason, "prompt": prompt, "output": text,
+                        "verdict": None if verdict is None else LABELS[verdict], "reason": split_reason(text)})
+    out = Path(config.output)
+    write_jsonl(out / "generations.jsonl", records)
+    (out / "generate_summary.json").write_text(json.dumps(
+        {"n": len(records), "seconds": round(seconds, 1), "data": dataset.name, "data_sha256": dataset.sha256,
+         "config": to_dict(config)}, indent=2))
+    return records
 
 JUDGES = ("reference", "llm", "human")
 NO_GOLD_REASONS = ("this data has no human reasons: the reference judge uses only verdict consistency and "
@@ -145,8 +197,6 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
     if config.generations:
         records, source = read_generations(config.generations), config.generations
     else:
-        from reasonalign.eval.generate import generate
-
         records, source = generate(config), str(out / "generations.jsonl")
     items = judge_items(records)
     data = _data_name(config)
@@ -191,7 +241,7 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
         metrics["ci_method"] = "Wilson score interval, 95%"
         if len(results) > 1:
             metrics["agreement"] = agreement(results)
-        metrics["splits"] = leakage_splits(data, records, headline)
+        metrics["splits"] = split_mar(data, records, headline)
         _write_judgements(out, records, results)
 
     metrics.update(data=data, seconds=round(time.time() - started, 1), seed=config.seed, config=to_dict(config))
@@ -208,27 +258,23 @@ def _data_name(config: ReasonsConfig) -> str | None:
     return json.loads(summary.read_text()).get("data") if summary.is_file() else None
 
 
-def leakage_splits(data: str, records: list[dict], judgements) -> dict:
-    """MAR on the full DFAR test set and on its clean part, side by side ({} for other data)."""
-    from reasonalign.data.tables import clean_rows
+def split_mar(data: str | None, records: list[dict], judgements) -> dict:
+    """MAR on each split the task reports (DFAR test: full and clean, side by side; {} otherwise)."""
     from reasonalign.judges import misalignment_rate
+    from reasonalign.tasks import task_for
 
-    clean = clean_rows(data)
-    if clean is None:
+    splits = task_for(data).splits(data, [r["row"] for r in records]) if data else None
+    if splits is None:
         return {}
-    keep = [j for r, j in zip(records, judgements) if r["row"] in clean]
-    return {data: misalignment_rate(list(judgements)), "dfar:test-clean": misalignment_rate(keep)}
+    return {name: misalignment_rate([j for j, k in zip(judgements, keep) if k]) for name, keep in splits.items()}
 
 
 def _write_judgements(out: Path, records: list[dict], results: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "judgements.jsonl", "w", encoding="utf-8") as f:
-        for i, r in enumerate(records):
-            f.write(json.dumps({"row": r["row"], "statement": r["statement"], "gold": r["gold"],
-                                "verdict": r["verdict"], "reason": r["reason"],
-                                "judges": {name: {"aligned": js[i].aligned, "criteria": js[i].criteria,
-                                                  "rationale": js[i].rationale, "error": js[i].error}
-                                           for name, js in results.items()}}, ensure_ascii=False) + "\n")
+    write_jsonl(out / "judgements.jsonl", [
+        {"row": r["row"], "statement": r["statement"], "gold": r["gold"], "verdict": r["verdict"], "reason": r["reason"],
+         "judges": {name: {"aligned": js[i].aligned, "criteria": js[i].criteria, "rationale": js[i].rationale,
+                           "error": js[i].error} for name, js in results.items()}}
+        for i, r in enumerate(records)])
 
 
 def headline(m: dict, config: ReasonsConfig) -> str:

@@ -6,6 +6,8 @@ how far the reference judge, LLM judges and human raters can stand in for each o
 
 from collections import Counter
 
+from sklearn.metrics import cohen_kappa_score
+
 from reasonalign.judges.base import Judgement
 
 
@@ -13,19 +15,21 @@ def cohen_kappa(a: list, b: list) -> float:
     """Cohen's kappa for two raters' labels over the same items.
 
     NaN when chance agreement is 1 (both raters used one and the same label for every item):
-    kappa is undefined there, and NaN keeps it from passing as perfect agreement.
+    kappa is undefined there, and NaN keeps it from passing as perfect agreement. That case is
+    caught here, before scikit-learn, which would return NaN too but with warnings.
     """
     if len(a) != len(b) or not a:
         raise ValueError("cohen_kappa needs two equally long, non-empty label lists")
-    n = len(a)
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    expected = sum(ca[c] * cb[c] for c in ca) / (n * n)
-    return float("nan") if expected == 1 else (observed - expected) / (1 - expected)
+    if len(set(a) | set(b)) == 1:
+        return float("nan")
+    return float(cohen_kappa_score(a, b))
 
 
 def fleiss_kappa(matrix: list[list[int]]) -> float:
-    """Fleiss' kappa from an items x categories matrix of counts (same raters per item)."""
+    """Fleiss' kappa from an items x categories matrix of counts (same raters per item).
+
+    Hand-written: neither scipy nor scikit-learn has it (statsmodels does; not a dependency here).
+    """
     if not matrix:
         raise ValueError("fleiss_kappa needs at least one item")
     raters = sum(matrix[0])

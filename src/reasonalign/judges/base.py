@@ -8,7 +8,7 @@ read `JudgeItem`s and return one `Judgement` per item, in the same order.
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from reasonalign.eval.metrics import wilson_interval
+from reasonalign.core.stats import wilson_interval
 
 JUDGE_ERROR = "judge_error"  # criterion recorded when a judge could not produce a verdict
 

@@ -9,9 +9,9 @@ import csv
 import random
 from pathlib import Path
 
-from reasonalign.errors import UserError, at
+from reasonalign.core.errors import UserError, at
 from reasonalign.judges.base import JudgeItem, Judgement, misalignment_rate
-from reasonalign.verdict import LABELS
+from reasonalign.core.verdict import LABELS
 
 COLUMNS = ["item_id", "statement", "reason", "gold_label", "gold_reason", "aligned"]
 KEY_COLUMNS = ["item_id", "model", "source_item_id"]

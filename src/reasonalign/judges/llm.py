@@ -12,15 +12,15 @@ import hashlib
 import json
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx2
+import tenacity
+
 from reasonalign.judges.base import JUDGE_ERROR, JudgeItem, Judgement
-from reasonalign.verdict import LABELS
+from reasonalign.core.verdict import LABELS
 
 RUBRIC_PATH = Path(__file__).with_name("rubric_v1.md")
 RUBRIC_CRITERIA = ("verdict_disagrees", "justification_disagrees", "incoherent", "harmful")
@@ -66,7 +66,7 @@ def parse_judge_output(text: str) -> tuple[bool, list[str], str] | str:
 
 
 class HTTPBackend:
-    """OpenAI-compatible chat endpoint, stdlib only, with bounded concurrency and retries.
+    """OpenAI-compatible chat endpoint (httpx2 client, tenacity retries), bounded concurrency.
 
     Retries (exponential backoff `backoff * 2**k`) on connection errors, timeouts, 429 and
     5xx, which are transient; other 4xx mean the request itself is wrong and fail at once.
@@ -85,38 +85,42 @@ class HTTPBackend:
         self.identity = f"http:{model}:temperature=0:max_tokens={max_tokens}"
         # A judge server on this machine must never be reached through an HTTP proxy.
         local = urlparse(self.url).hostname in ("127.0.0.1", "localhost", "::1")
-        self._opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if local else []))
+        self._client = httpx2.Client(timeout=timeout, trust_env=not local)  # thread-safe, shared by workers
+        # Retry state lives in thread-locals, so one Retrying serves all workers.
+        self._retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(self._transient),
+                                           stop=tenacity.stop_after_attempt(retries + 1),
+                                           wait=tenacity.wait_exponential(multiplier=backoff), reraise=True)
+
+    @staticmethod
+    def _transient(exc: BaseException) -> bool:
+        if isinstance(exc, httpx2.HTTPStatusError):
+            return exc.response.status_code == 429 or exc.response.status_code >= 500
+        return isinstance(exc, httpx2.TransportError)  # connection errors and timeouts
+
+    def _send(self, payload: dict, headers: dict) -> httpx2.Response:
+        return self._client.post(self.url, json=payload, headers=headers).raise_for_status()
 
     def _post(self, prompt: str) -> str:
-        body = json.dumps({
-            "model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
-            "messages": [{"role": "user", "content": prompt}],
-        }).encode()
-        headers = {"Content-Type": "application/json"}
+        payload = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
+                   "messages": [{"role": "user", "content": prompt}]}
+        headers = {}
         if key := os.environ.get(self.api_key_env):
             headers["Authorization"] = f"Bearer {key}"
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            resp = self._retrying(self._send, payload, headers)
+        except httpx2.HTTPStatusError as exc:
+            code = exc.response.status_code
+            if not self._transient(exc):
+                hint = f" (is ${self.api_key_env} set?)" if code in (401, 403) else ""
+                raise JudgeRequestError(f"HTTP {code} from {self.url}{hint}") from None
+            last = f"HTTP {code}"
+        except httpx2.TransportError as exc:
+            last = f"timed out after {self.timeout}s" if isinstance(exc, httpx2.TimeoutException) else str(exc)
+        else:
             try:
-                with self._opener.open(request, timeout=self.timeout) as resp:
-                    raw = resp.read()
-            except urllib.error.HTTPError as exc:
-                if exc.code != 429 and exc.code < 500:
-                    hint = f" (is ${self.api_key_env} set?)" if exc.code in (401, 403) else ""
-                    raise JudgeRequestError(f"HTTP {exc.code} from {self.url}{hint}") from None
-                last = f"HTTP {exc.code}"
-                continue
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                reason = getattr(exc, "reason", exc)
-                last = f"timed out after {self.timeout}s" if isinstance(reason, TimeoutError) else str(reason)
-                continue
-            try:
-                return json.loads(raw)["choices"][0]["message"]["content"]
+                return resp.json()["choices"][0]["message"]["content"]
             except (ValueError, KeyError, IndexError, TypeError):
-                raise JudgeRequestError(f"malformed response from {self.url}: {raw[:200]!r}") from None
+                raise JudgeRequestError(f"malformed response from {self.url}: {resp.content[:200]!r}") from None
         raise JudgeRequestError(f"{self.url}: gave up after {self.retries + 1} attempts (last: {last})")
 
     def complete(self, prompts: list[str]):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 from reasonalign.judges.base import JudgeItem, Judgement
 
 _WORD = re.compile(r"[a-z0-9']+")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from reasonalign.errors import UserError
-from reasonalign.verdict import LABELS
+from reasonalign.core.errors import UserError
+from reasonalign.core.verdict import LABELS
 
 METHODS = ("l", "lr")
 

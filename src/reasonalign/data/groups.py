@@ -15,8 +15,9 @@ import random
 
 import torch
 
-from reasonalign.errors import UserError, at, read_jsonl
-from reasonalign.train.batching import Collator, encode
+from reasonalign.core.errors import UserError, at
+from reasonalign.core.files import read_jsonl
+from reasonalign.core.batching import Collator, encode
 
 FEEDBACK = ["binary", "rank"]
 
@@ -124,33 +125,3 @@ def batches(encoded: list[dict], max_sequences: int):
         size += n
     if batch:
         yield batch
-
-
-@torch.no_grad()
-def score_groups(model, encoded: list[dict], pad_id: int, max_sequences: int = 32) -> list[list[float]]:
-    """Length-normalised log-likelihood of every response of every group (inference, model.eval())."""
-    from reasonalign.scoring import group_scores
-
-    was_training = model.training
-    model.eval()
-    collate, out = GroupCollator(pad_id), []
-    device = next(model.parameters()).device
-    for chunk in batches(encoded, max_sequences):
-        batch = {k: v.to(device) for k, v in collate(chunk).items()}
-        scores = group_scores(model, batch)[0].cpu()
-        out += [scores[i, :len(g["input_ids"])].tolist() for i, g in enumerate(chunk)]
-    model.train(was_training)
-    return out
-
-
-def ordering(scores: list[list[float]], rank: list[list[int]]) -> dict:
-    """`losses.ordering_stats` over whole lists of groups (scores and ranks per group)."""
-    from reasonalign.losses import ordering_stats, pairs_from_ranks
-
-    k = max(len(s) for s in scores)
-    s = torch.zeros(len(scores), k, dtype=torch.float64)
-    r = torch.zeros(len(scores), k, dtype=torch.long)
-    mask = torch.zeros(len(scores), k, dtype=torch.bool)
-    for i, (si, ri) in enumerate(zip(scores, rank)):
-        s[i, :len(si)], r[i, :len(ri)], mask[i, :len(si)] = torch.tensor(si, dtype=torch.float64), torch.tensor(ri), True
-    return ordering_stats(s, pairs_from_ranks(r, mask), mask)

@@ -1,18 +1,14 @@
-"""One exception type for everything the user can fix.
+"""JSON lines in and out: the format of every per-item output (predictions, generations, groups).
 
-The CLI prints its message as a single line (`error: FILE:ROW: problem`) and exits with
-status 2; `--debug` shows the traceback instead.
+Reading names the first bad line as `FILE:ROW: problem` before the caller touches any row;
+writing goes to a temporary file renamed into place, so a killed run never leaves half a file.
 """
 
+import json
+import os
+from pathlib import Path
 
-class UserError(Exception):
-    """A problem with the user's input (file, option, environment), not a bug."""
-
-
-def at(path, row, problem: str) -> UserError:
-    """Build the canonical `FILE:ROW: problem` error (row may be None for whole-file problems)."""
-    where = f"{path}:{row}" if row is not None else f"{path}"
-    return UserError(f"{where}: {problem}")
+from reasonalign.core.errors import at
 
 
 def read_jsonl(path) -> list[tuple[int, dict]]:
@@ -20,9 +16,6 @@ def read_jsonl(path) -> list[tuple[int, dict]]:
 
     A missing file, a line that is not JSON or not a JSON object is one `FILE:ROW: problem`
     error, raised before the caller has done anything with the rows."""
-    import json
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise at(path, None, "file not found")
@@ -39,3 +32,14 @@ def read_jsonl(path) -> list[tuple[int, dict]]:
                 raise at(path, row, "expected a JSON object per line")
             records.append((row, record))
     return records
+
+
+def write_jsonl(path, records) -> None:
+    """One JSON object per line (UTF-8 kept as text), written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 
 
 def option(default, help: str, choices=None):

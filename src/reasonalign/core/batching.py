@@ -8,7 +8,7 @@ equals the number of predicted tokens.
 
 import torch
 
-from reasonalign.errors import UserError
+from reasonalign.core.errors import UserError
 
 IGNORE = -100
 

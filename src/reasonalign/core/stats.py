@@ -1,27 +1,54 @@
 """Classification metrics with honest uncertainty: n, bootstrap 95% CI, per-class scores."""
 
-from math import sqrt
-
 import numpy as np
+from scipy.stats import binomtest, bootstrap
 from sklearn.metrics import precision_recall_fscore_support
 
-from reasonalign.verdict import LABELS
+from reasonalign.core.verdict import LABELS
 
 UNPARSEABLE = -1
 
 
 def bootstrap_ci(correct, seed: int = 0, n_boot: int = 2000) -> list[float]:
-    """Percentile bootstrap interval of the mean of a 0/1 vector."""
+    """Percentile bootstrap interval of the mean of a 0/1 vector.
+
+    Constant vectors (all right, all wrong, one item) get [value, value]: every resample has
+    that mean, and scipy refuses a single observation.
+    """
     correct = np.asarray(correct, dtype=float)
     if correct.size == 0:
         return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, correct.size, size=(n_boot, correct.size))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return [float(lo), float(hi)]
+    if np.ptp(correct) == 0:
+        return [float(correct[0])] * 2
+    ci = bootstrap((correct,), np.mean, n_resamples=n_boot, method="percentile", confidence_level=0.95,
+                   vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
+    return [float(ci.low), float(ci.high)]
 
 
-def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
+def _pooled_share(ordered, pairs, axis=-1):
+    return ordered.sum(axis) / pairs.sum(axis)
+
+
+def bootstrap_groups(ordered, pairs, seed: int, n_boot: int = 2000) -> list[float]:
+    """Percentile bootstrap over groups of the pooled share sum(ordered) / sum(pairs).
+
+    Groups are resampled whole (`paired`: counts and pairs of one group stay together), since pairs
+    of one group are not independent. Groups without pairs are dropped; NaNs when none is left.
+    """
+    ordered, pairs = np.asarray(ordered, dtype=float), np.asarray(pairs, dtype=float)
+    keep = pairs > 0
+    ordered, pairs = ordered[keep], pairs[keep]
+    if not pairs.size:
+        return [float("nan"), float("nan")]
+    if np.ptp(ordered / pairs) == 0:  # every resample pools to the same share (one group included)
+        return [float(_pooled_share(ordered, pairs))] * 2
+    ci = bootstrap((ordered, pairs), _pooled_share, n_resamples=n_boot, method="percentile",
+                   confidence_level=0.95, paired=True, vectorized=True,
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return [float(ci.low), float(ci.high)]
+
+
+def wilson_interval(k: int, n: int) -> list[float]:
     """95% Wilson score interval for k successes out of n (NaNs when n is 0).
 
     Wilson rather than the normal approximation because shares near 0 or 1 (MARs of 5-10%,
@@ -30,11 +57,8 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
     """
     if n == 0:
         return [float("nan"), float("nan")]
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return [max(0.0, float(ci.low)), min(1.0, float(ci.high))]
 
 
 def classification_metrics(y_true, y_pred, seed: int = 0) -> dict:

@@ -1,0 +1,197 @@
+"""`reasonalign eval --task labels`: classification accuracy of a model (optionally with an adapter).
+
+`--scoring loglik` compares log P(" ethical") and log P(" unethical") after the prompt
+(`scoring.score_labels`), with the decision threshold from the adapter's run record (fitted on
+held-out training rows), `--calibrate-on TRAIN_DATA` or `--calibration FILE`; `--scoring
+generate` generates and parses the verdict. Writes metrics.json and predictions.jsonl.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reasonalign.core.config import option, to_dict
+from reasonalign.core.errors import UserError
+from reasonalign.core.files import write_jsonl
+from reasonalign.core.run_record import read_run
+from reasonalign.core.stats import UNPARSEABLE, classification_metrics
+from reasonalign.core.verdict import parse_verdict
+from reasonalign.tasks import task_for
+
+
+@dataclass
+class ScoringInputs:
+    """Which model reads which rows: the options of every command that prompts with statements
+    (`eval --task labels|reasons`, `generate`)."""
+
+    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
+    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` or `reasonalign align`")
+    data: str = option("dfar:test", "dfar:test (reported with its clean part side by side), dfar:test-clean, "
+                                    "ethos:PATH, or a CSV/TSV/JSONL path")
+    columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y")
+    label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
+    rows: int | None = option(None, "use the first N rows of a seeded order that keeps the label shares in every "
+                                    "prefix (the same rows for the same seed in every command) (default: all)")
+    template: str | None = option(None, "prompt template (default: the adapter's, else dfar-llama)")
+    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+
+    def template_name(self) -> str:
+        record = read_run(self.adapter)
+        return self.template or (record.template if record and record.template else "dfar-llama")
+
+    def method_name(self, requested: str | None) -> str:
+        """The prompt variant: the one asked for, else the adapter's, else lr."""
+        record = read_run(self.adapter)
+        return requested or (record.method if record and record.method in ("l", "lr") else "lr")
+
+    def load_rows(self, seed: int) -> tuple:
+        """(task, dataset, the examples to use)."""
+        task = task_for(self.data)
+        if task.kind != "labels":
+            raise UserError(f"--data {self.data}: {task.name} has no ethical/unethical labels; "
+                            f"use eval --task answers")
+        dataset = task.load(self.data, columns=self.columns, label_map=self.label_map)
+        return task, dataset, task.rows(dataset.examples, self.rows, seed)
+
+
+@dataclass
+class EvalConfig(ScoringInputs):
+    method: str | None = option(None, "prompt variant l or lr (default: the adapter's, else lr)", ["l", "lr"])
+    scoring: str = option("loglik", "loglik = compare label log-likelihoods; generate = generate and parse",
+                          ["loglik", "generate"])
+    calibration: str = option("auto", "auto = the adapter's threshold (run record) if any; none; or a JSON file")
+    calibrate_on: str | None = option(None, "fit the label-prior threshold on this (training) data instead")
+    calibration_rows: int = option(200, "rows of --calibrate-on used to fit the threshold")
+    batch_size: int = option(32, "sequences per forward pass")
+    max_new_tokens: int = option(16, "generate: tokens to generate per item")
+    output: str = option("runs/eval", "folder for metrics.json and predictions.jsonl")
+    seed: int = option(0, "seed for row selection and the bootstrap")
+
+
+def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
+    """The decision threshold on log P(unethical) - log P(ethical), and where it came from."""
+    if config.calibrate_on:
+        from reasonalign.data import load, split_off
+
+        source = load(config.calibrate_on)
+        if source.sha256 == dataset.sha256:
+            raise UserError(f"{config.calibrate_on}: is the evaluation data itself; calibrate on training data only")
+        _, rows = split_off(source.examples, min(config.calibration_rows, len(source)), config.seed)
+        return fit(rows), f"fitted on {len(rows)} rows of {config.calibrate_on}"
+    if config.calibration == "none":
+        return 0.0, "none (threshold 0)"
+    if config.calibration == "auto":
+        record = read_run(config.adapter)
+        if record and record.calibration:  # fitted by `train`, saved as the file the record names
+            return float(record.calibration["threshold"]), str(Path(config.adapter) / record.calibration["file"])
+        return 0.0, "none (threshold 0)"
+    path = Path(config.calibration)
+    if not path.is_file():
+        raise UserError(f"{path}: calibration file not found")
+    try:
+        return float(json.loads(path.read_text())["threshold"]), str(path)
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a calibration file (needs a numeric 'threshold')") from None
+
+
+def prompts_for(task, template, examples, method: str, tokenizer) -> list[str]:
+    return [task.prompt(ex, template, method, tokenizer) for ex in examples]
+
+
+def score_examples(model, tokenizer, template, examples, method: str, batch_size: int = 32,
+                   progress: bool = True) -> np.ndarray:
+    """[N, 2] log P(" ethical"), log P(" unethical") after each statement's prompt."""
+    from reasonalign.scoring import score_labels  # torch: imported when a command runs, so --help stays fast
+
+    task = task_for("dfar")
+    return score_labels(model, tokenizer, prompts_for(task, template, examples, method, tokenizer),
+                        template.label_continuations(), add_special_tokens=task.add_special_tokens(template),
+                        batch_size=batch_size, progress=progress)
+
+
+def generate_answers(model, tokenizer, template, examples, method: str, *, max_new_tokens: int = 16,
+                     batch_size: int = 16, progress: bool = True, **sampling) -> list[str]:
+    """Greedy (or sampled: `temperature`, `top_p`, `seed`) continuation of each statement's prompt."""
+    from reasonalign.core.generation import generate_texts  # torch: see score_examples
+
+    task = task_for("dfar")
+    return generate_texts(model, tokenizer, prompts_for(task, template, examples, method, tokenizer),
+                          add_special_tokens=task.add_special_tokens(template), max_new_tokens=max_new_tokens,
+                          batch_size=batch_size, progress=progress, **sampling)
+
+
+def parse_predictions(texts: list[str]) -> np.ndarray:
+    return np.array([UNPARSEABLE if (v := parse_verdict(t)) is None else v for t in texts])
+
+
+def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
+    # torch-heavy modules: imported when the command runs, so `reasonalign --help` stays fast
+    from reasonalign.models import load_model, load_tokenizer
+    from reasonalign.prompts import get_template
+    from reasonalign.scoring import fit_threshold, predict_from_scores
+
+    template = get_template(config.template_name())
+    method = config.method_name(config.method)
+    task, dataset, examples = config.load_rows(config.seed)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    if model is None:
+        model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+
+    def score(rows):
+        return score_examples(model, tokenizer, template, rows, method, config.batch_size)
+
+    started = time.time()
+    gold = np.array([ex.label for ex in examples])
+    extra: dict = {}
+    if config.scoring == "loglik":
+        threshold, source = _threshold(config, dataset, lambda rows: fit_threshold(score(rows), [ex.label for ex in rows]))
+        scores = score(examples)
+        pred = predict_from_scores(scores, threshold)
+        per_item = [{"logp_ethical": float(s[0]), "logp_unethical": float(s[1])} for s in scores]
+        extra = {"threshold": threshold, "threshold_source": source,
+                 "accuracy_threshold_0": float((predict_from_scores(scores, 0.0) == gold).mean())}
+    else:
+        texts = generate_answers(model, tokenizer, template, examples, method, max_new_tokens=config.max_new_tokens,
+                                 batch_size=config.batch_size)
+        pred = parse_predictions(texts)
+        per_item = [{"output": t} for t in texts]
+    seconds = time.time() - started
+
+    metrics = classification_metrics(gold, pred, seed=config.seed)
+    metrics["splits"] = split_metrics(task, dataset.name, examples, gold, pred, config.seed)
+    metrics.update(extra, data=dataset.name, data_sha256=dataset.sha256, model=config.model, adapter=config.adapter,
+                   template=template.name, method=method, scoring=config.scoring, seconds=round(seconds, 1),
+                   seed=config.seed, config=to_dict(config))
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_jsonl(out / "predictions.jsonl", [
+        {"row": ex.row, "statement": ex.statement, "gold": int(ex.label), "pred": int(p),
+         "correct": bool(p == ex.label), **item} for ex, p, item in zip(examples, pred, per_item)])
+    return metrics
+
+
+def split_metrics(task, name: str, examples, gold, pred, seed: int) -> dict:
+    """Accuracy on each split the task reports (DFAR test: full and clean, side by side; {} otherwise)."""
+    splits = task.splits(name, [ex.row for ex in examples])
+    if splits is None:
+        return {}
+    pick = ("accuracy", "n", "ci95", "majority_baseline")
+    out = {}
+    for split, keep in splits.items():
+        keep = np.array(keep)
+        m = classification_metrics(gold[keep], pred[keep], seed=seed)
+        out[split] = {k: m[k] for k in pick}
+    return out
+
+
+def headline(m: dict, config: EvalConfig) -> str:
+    lo, hi = m["ci95"]
+    clean = m["splits"].get("dfar:test-clean") if m["data"] != "dfar:test-clean" else None
+    side = f"; clean split {clean['accuracy']:.1%} (n={clean['n']})" if clean else ""
+    return (f"accuracy {m['accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={m['n']}, seed {m['seed']}){side} "
+            f"in {m['seconds']} s -> {config.output}/metrics.json")

@@ -1,0 +1,190 @@
+"""The fine-tuning recipe skeleton: setup -> train -> save, written once for SFT and alignment.
+
+`FinetuneRecipe.run()` does what every LoRA run does, in this order:
+
+- setup: cheap checks (`check`: output folder, options) before anything is loaded; the data,
+  tokenised (`build_dataset`); the base model, with an SFT adapter merged in when the run
+  starts from one (`start_adapter`); a fresh LoRA; the Hugging Face `Trainer` (`trainer`);
+- train: `trainer.train()`, timed, resuming from the last checkpoint on `--resume`;
+- save: the adapter and tokenizer, what the subclass saves beside them (`save_extra`), the
+  run record (`run.json`, read by every later stage), the summary and `config.yaml`.
+
+A subclass (`train.sft.SFTRecipe`, `align.trainer.AlignRecipe`) fills the hooks marked
+"subclass" and nothing else.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from transformers import TrainingArguments
+
+from reasonalign.core.config import to_dict
+from reasonalign.core.errors import UserError
+from reasonalign.core.run_record import RECORD_FILE, RunRecord, versions
+from reasonalign.models import default_device, load_model, load_tokenizer, supports_bf16
+
+
+def pick_precision(requested: str, device: str) -> str:
+    if requested != "auto":
+        return requested
+    return "bf16" if supports_bf16(device) else "fp32"
+
+
+def lora_config(config, n_layers: int):
+    """The LoRA of a run: rank, alpha, dropout, target modules and (optionally) only the top layers."""
+    from peft import LoraConfig
+
+    layers = None
+    if config.lora_layers:
+        if not 0 < config.lora_layers <= n_layers:
+            raise UserError(f"--lora-layers {config.lora_layers}: the model has {n_layers} layers")
+        layers = list(range(n_layers - config.lora_layers, n_layers))
+    targets = None if config.lora_targets == "auto" else (
+        "all-linear" if config.lora_targets == "all-linear" else [t.strip() for t in config.lora_targets.split(",")])
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      bias="none", task_type="CAUSAL_LM", target_modules=targets, layers_to_transform=layers)
+
+
+def quantization_config(config, device: str):
+    """4-bit NF4 for `--qlora` (CUDA only), else None."""
+    if not config.qlora:
+        return None
+    if not device.startswith("cuda"):
+        raise UserError("--qlora needs a CUDA GPU (4-bit NF4 via bitsandbytes); this machine has none")
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise UserError("--qlora needs bitsandbytes: pip install bitsandbytes") from None
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
+
+
+class FinetuneRecipe:
+    stage = "train"  # subclass: "train" or "align" (written to run.json)
+    summary_file = "train_summary.json"  # subclass: where the run's numbers go
+
+    def __init__(self, config):
+        self.config, self.out = config, Path(config.output)
+
+    # ------------------------------------------------------------ hooks (subclass)
+
+    def start_adapter(self) -> str | None:
+        """An adapter to merge into the base model before the new LoRA is added (align: the SFT's)."""
+        return None
+
+    def build_dataset(self, tokenizer) -> list[dict]:
+        """Read, check and tokenise the training data (runs before any model is loaded)."""
+        raise NotImplementedError
+
+    def batch_size(self) -> int:
+        raise NotImplementedError
+
+    def trainer(self, model, args: TrainingArguments, dataset: list[dict], tokenizer):
+        raise NotImplementedError
+
+    def extra_arguments(self) -> dict:
+        """`TrainingArguments` only this recipe sets."""
+        return {}
+
+    def measure(self, model, tokenizer, when: str) -> dict:
+        """Numbers taken `when` = "before" / "after" training that go into the summary."""
+        return {}
+
+    def save_extra(self, model, tokenizer) -> dict:
+        """Files saved beside the adapter; returns the run-record fields they define."""
+        return {}
+
+    def record(self) -> dict:
+        """task, method, template and data of the run record."""
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        """The subclass's own numbers for the summary file."""
+        return {}
+
+    # ------------------------------------------------------------ the skeleton
+
+    def check(self) -> None:
+        """Every cheap check, before any model is loaded or anything is written."""
+        c, out, start = self.config, self.out, self.start_adapter()
+        if start and not (Path(start) / "adapter_config.json").is_file():
+            raise UserError(f"{start}: not a LoRA adapter folder (no adapter_config.json)")
+        if start and out.resolve() == Path(start).resolve():
+            raise UserError(f"{out}: is the SFT adapter (--adapter) itself; choose another --output")
+        finished = any((out / name).exists() for name in (self.summary_file, RECORD_FILE, "adapter_config.json"))
+        if finished and not (c.overwrite or c.resume):
+            raise UserError(f"{out}: holds a finished run; pass --overwrite to replace it or choose another --output")
+        if c.resume and not any(out.glob("checkpoint-*")):
+            raise UserError(f"{out}: --resume given but there is no checkpoint to resume from")
+
+    def training_arguments(self) -> TrainingArguments:
+        """The one mapping of our options onto `TrainingArguments`."""
+        c = self.config
+        return TrainingArguments(
+            output_dir=str(self.out), per_device_train_batch_size=self.batch_size(),
+            gradient_accumulation_steps=c.grad_accum, learning_rate=c.lr, lr_scheduler_type=c.lr_scheduler,
+            warmup_steps=c.warmup_ratio, weight_decay=c.weight_decay, max_grad_norm=c.max_grad_norm,
+            num_train_epochs=c.epochs, max_steps=c.max_steps, logging_steps=c.logging_steps,
+            save_strategy="steps" if c.save_steps else "no", save_steps=c.save_steps or 500, save_total_limit=2,
+            bf16=self.precision == "bf16", fp16=self.precision == "fp16", use_cpu=self.device == "cpu",
+            seed=c.seed, data_seed=c.seed, report_to=["tensorboard"], remove_unused_columns=False,
+            dataloader_num_workers=0, disable_tqdm=False, **self.extra_arguments())
+
+    def setup(self) -> None:
+        from peft import get_peft_model, prepare_model_for_kbit_training
+
+        c = self.config
+        self.check()
+        self.device = default_device()
+        self.precision = pick_precision(c.precision, self.device)
+        if self.precision == "fp16" and self.device == "cpu":
+            raise UserError("--precision fp16 needs a GPU; use bf16 or fp32 on CPU")
+        quantization = quantization_config(c, self.device)
+        self.tokenizer = load_tokenizer(c.model, c.trust_remote_code)
+        self.dataset = self.build_dataset(self.tokenizer)
+        torch.manual_seed(c.seed)
+        model = load_model(c.model, self.start_adapter(), trust_remote_code=c.trust_remote_code,
+                           quantization=quantization)
+        if self.start_adapter():
+            model = model.merge_and_unload()  # the starting point (and DPO's reference) is the merged model
+        if quantization is not None:
+            model = prepare_model_for_kbit_training(model)
+        self.model = get_peft_model(model, lora_config(c, model.config.num_hidden_layers))
+        self.before = self.measure(self.model, self.tokenizer, "before")
+        self.hf_trainer = self.trainer(self.model, self.training_arguments(), self.dataset, self.tokenizer)
+
+    def train(self) -> None:
+        started = time.time()
+        self.result = self.hf_trainer.train(resume_from_checkpoint=True if self.config.resume else None)
+        self.seconds = time.time() - started
+
+    def save(self) -> dict:
+        c, out = self.config, self.out
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        after = self.measure(self.model, self.tokenizer, "after")
+        record = RunRecord(stage=self.stage, base_model=c.model, precision=self.precision, seed=c.seed,
+                           versions=versions(), **self.record(), **self.save_extra(self.model, self.tokenizer))
+        record.write(out)
+        losses = [h["loss"] for h in self.hf_trainer.state.log_history if "loss" in h]
+        summary = {"model": c.model, "steps": self.hf_trainer.state.global_step, "seconds": round(self.seconds, 1),
+                   "first_loss": losses[0] if losses else self.result.training_loss,
+                   "final_loss": losses[-1] if losses else self.result.training_loss,
+                   **self.summary(), **{f"{k}_before": v for k, v in self.before.items()},
+                   **{f"{k}_after": v for k, v in after.items()},
+                   "precision": self.precision, "device": self.device, "seed": c.seed,
+                   "config": to_dict(c), "versions": record.versions}
+        (out / self.summary_file).write_text(json.dumps(summary, indent=2))
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
+        return summary
+
+    def run(self) -> dict:
+        """Setup -> train -> save. Returns the summary written to the summary file."""
+        self.setup()
+        self.train()
+        return self.save()
