@@ -9,7 +9,7 @@ export REASONALIGN_CACHE ?= $(HOME)/.cache/reasonalign
 # The venv's `reasonalign` comes first, whatever else PATH holds.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup models demo test test-fast bench clean
+.PHONY: setup models demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -26,8 +26,11 @@ models: setup  ## convert the embedded GGUF once into the safetensors cache (ver
 demo: models  ## untuned vs L vs L+R: accuracy and MAR on DFAR test, full and clean (≤ 15 min on 2 CPU cores)
 	$(BIN)/reasonalign demo
 
-test: models  ## the whole suite, including the e2e test with the real SmolLM2
+test: models lint  ## the layering contracts, then the whole suite (including the e2e test with the real SmolLM2)
 	$(BIN)/python -m pytest -q
+
+lint: setup  ## import-linter: packages import only downward (pyproject.toml [tool.importlinter]), no cycles
+	$(BIN)/lint-imports --no-cache
 
 test-fast: setup  ## the suite without the e2e tests
 	$(BIN)/python -m pytest -q -m "not e2e"

@@ -4,11 +4,17 @@ The tokenizer always comes from real files, never from the hub: the converted Sm
 the reasonalign cache if it is there, else the offline model package (converted once, as
 `reasonalign.models.resolve` does for users). The model is 2 layers x 32 wide, so a training
 step takes milliseconds and every test that needs "a model" can use it via `--model FOLDER`.
+
+`cli(*args)` runs the real `reasonalign` console script (the one installed next to the Python running
+the tests) in a subprocess, importing this tree's package; CLI test modules use it via
+`from conftest import cli`.
 """
 
 import csv
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +25,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+SRC = Path(__file__).parents[1] / "src"
+# the console script installed next to this Python (PATH may hold another install's); `-m` only without one
+_SCRIPT = Path(sys.executable).parent / "reasonalign"
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reasonalign"]
 SMOLLM2 = "smollm2-135m-instruct"
 ETHICAL = ["I helped my neighbour carry groceries.", "I returned the lost wallet to its owner.",
            "I thanked the bus driver.", "I shared my lunch with a friend.", "I recycled the bottles.",
@@ -61,6 +71,14 @@ def tiny_model(tmp_path_factory, tokenizer_dir) -> str:
     tokenizer.save_pretrained(out)
     assert (out / "model.safetensors").is_file()
     return str(out)
+
+
+def cli(*args, timeout=600) -> subprocess.CompletedProcess:
+    """Run `reasonalign ARGS...` in a subprocess: this tree's src first on PYTHONPATH, quiet tokenizers,
+    output captured as text. The environment is read at call time, so monkeypatched variables reach it."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def write_rows(path: Path, n_per_class: int = 12, seed: int = 0) -> Path:

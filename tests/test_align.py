@@ -4,15 +4,13 @@ aligned adapter reloads (on top of its SFT adapter) with the scores it was train
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import cli
 from reasonalign.align.config import LOSS_NAMES, AlignConfig
 from reasonalign.data.groups import GroupCollator, cap, encode_group, read_groups
 from reasonalign.scoring import ordering, score_groups
@@ -21,14 +19,7 @@ from reasonalign.losses import LOSSES
 from reasonalign.scoring import group_scores
 
 GROUPS = str(Path(__file__).parent / "fixtures" / "groups_tiny.jsonl")
-_SCRIPT = Path(sys.executable).parent / "reasonalign"
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reasonalign"]
 FAST = ["--lr", "1e-2", "--lora-r", "8", "--groups-per-step", "2", "--logging-steps", "1"]
-
-
-def cli(*args):
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
 
 
 def tok(model_dir):

@@ -1,13 +1,11 @@
 """`reasonalign eval --task answers`: chain-of-thought accuracy, its Wilson interval, the files it writes."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import cli
 from reasonalign.cli import main
 from reasonalign.data.cot import format_prompt, format_target, load_cot
 from reasonalign.eval.answers import AnswersConfig, evaluate_answers
@@ -15,16 +13,6 @@ from reasonalign.core.stats import wilson_interval
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GSM8K, AQUA = str(FIXTURES / "gsm8k_tiny.jsonl"), str(FIXTURES / "aqua_tiny.jsonl")
-SRC = Path(__file__).parents[1] / "src"
-_SCRIPT = Path(sys.executable).parent / "reasonalign"
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reasonalign"]
-
-
-def cli(*args):
-    """The installed console script, importing this tree's package."""
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_wilson_interval_by_hand():

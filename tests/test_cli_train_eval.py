@@ -1,23 +1,13 @@
 """The real console script: train -> eval (-> demo) on a tiny model; bad input is one line, exit 2, nothing written."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import cli
 from reasonalign.cli import main
 
-_SCRIPT = Path(sys.executable).parent / "reasonalign"  # the console script installed next to this Python
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reasonalign"]
 FAST = ["--batch-size", "4", "--lr", "1e-2", "--lora-r", "8", "--save-steps", "0", "--calibration-rows", "4"]
-
-
-def cli(*args):
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_train_then_eval(tiny_model, small_csv, tmp_path):

@@ -1,13 +1,11 @@
 """`reasonalign train --method cot`: LoRA SFT on GSM8K/AQuA rationales (loss on the rationale only)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import cli
 from reasonalign.cli import main
 from reasonalign.data import take_rows as pick_rows
 from reasonalign.data.cot import format_prompt, format_target, load_cot
@@ -17,17 +15,7 @@ from reasonalign.train.sft import select_rows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GSM8K, AQUA = str(FIXTURES / "gsm8k_tiny.jsonl"), str(FIXTURES / "aqua_tiny.jsonl")
-SRC = Path(__file__).parents[1] / "src"
-_SCRIPT = Path(sys.executable).parent / "reasonalign"
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reasonalign"]
 FAST = ["--batch-size", "4", "--lr", "1e-2", "--lora-r", "8", "--save-steps", "0", "--logging-steps", "1"]
-
-
-def cli(*args):
-    """The installed console script, importing this tree's package."""
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_cot_rows_are_a_seeded_first_n_without_calibration():

@@ -1,19 +1,15 @@
 """`reasonalign eval --task ranking`: metrics agree with the per-group scores it writes."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import cli
 from reasonalign.core.stats import bootstrap_groups
 from reasonalign.eval.ranking import group_pairs
 
 GROUPS = str(Path(__file__).parent / "fixtures" / "groups_tiny.jsonl")
-_SCRIPT = Path(sys.executable).parent / "reasonalign"
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reasonalign"]
 
 
 def test_group_pairs_by_hand():
@@ -34,9 +30,8 @@ def test_bootstrap_over_groups_is_seeded_and_brackets_the_share():
 @pytest.mark.parametrize("feedback", ["binary", "rank"])
 def test_eval_ranking_cli(tiny_model, tmp_path, feedback):
     out = tmp_path / "ev"
-    r = subprocess.run([*COMMAND, "eval", "--task", "ranking", "--model", tiny_model, "--groups", GROUPS,
-                        "--feedback", feedback, "--output", str(out), "--seed", "3"],
-                       capture_output=True, text=True, timeout=600, env={**os.environ})
+    r = cli("eval", "--task", "ranking", "--model", tiny_model, "--groups", GROUPS,
+            "--feedback", feedback, "--output", str(out), "--seed", "3")
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "metrics.json").read_text())
     rows = [json.loads(line) for line in (out / "group_scores.jsonl").read_text().splitlines()]

@@ -2,7 +2,7 @@
 
 import json
 
-from test_cli_train_eval import cli
+from conftest import cli
 
 
 def write_recipe(path, tiny_model, data, extra=""):

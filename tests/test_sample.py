@@ -5,13 +5,11 @@ is run on the tiny random model for the file format and seeding.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import cli
 from reasonalign.align import sample as sampling
 from reasonalign.align.sample import Item, SampleConfig, make_group, summarize
 from reasonalign.tasks import check
@@ -21,17 +19,7 @@ from reasonalign.data.cot import load_cot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GSM8K, AQUA = str(FIXTURES / "gsm8k_tiny.jsonl"), str(FIXTURES / "aqua_tiny.jsonl")
-SRC = Path(__file__).parents[1] / "src"
-_SCRIPT = Path(sys.executable).parent / "reasonalign"
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reasonalign"]
 GROUP_KEYS = ["id", "task", "prompt", "add_special_tokens", "gold", "responses", "n_positive", "n_negative", "seed"]
-
-
-def cli(*args):
-    """The installed console script, importing this tree's package."""
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 # ---------------------------------------------------------------- checker and groups

@@ -5,6 +5,9 @@ GGUF, but that takes ~40 s every time, so we convert once into a safetensors fol
 the user cache (override with REASONALIGN_CACHE). The conversion is written to a temporary
 folder and renamed into place, so a killed conversion leaves nothing half-written, and it is
 verified by comparing logits of the GGUF-loaded and the saved model on a probe input.
+
+torch, transformers and peft are imported inside the functions that use them: `reasonalign model
+list` and every command's --help import this module and must not wait for them.
 """
 
 import hashlib
@@ -15,6 +18,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 from reasonalign.core.errors import UserError
 from reasonalign.core.run_record import read_run
@@ -42,8 +47,6 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 def cache_dir() -> Path:
     if os.environ.get("REASONALIGN_CACHE"):
         return Path(os.environ["REASONALIGN_CACHE"])
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("reasonalign"))
 
 

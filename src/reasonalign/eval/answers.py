@@ -13,7 +13,6 @@ from pathlib import Path
 from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
-from reasonalign.core.stats import wilson_interval
 from reasonalign.tasks import task_for
 
 
@@ -32,7 +31,9 @@ class AnswersConfig:
 
 def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
     """Greedy answers for every selected question -> metrics.json + predictions.jsonl."""
+    # heavy (torch, transformers, scipy): imported when the command runs, so `--help` starts fast
     from reasonalign.core.generation import generate_texts
+    from reasonalign.core.stats import wilson_interval
     from reasonalign.models import load_model, load_tokenizer
 
     task = task_for(config.data, expect="answers")

@@ -17,7 +17,7 @@ from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
 from reasonalign.core.run_record import read_run
-from reasonalign.core.stats import UNPARSEABLE, classification_metrics
+from reasonalign.data import load, split_off
 from reasonalign.core.verdict import parse_verdict
 from reasonalign.tasks import task_for
 
@@ -74,8 +74,6 @@ class EvalConfig(ScoringInputs):
 def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
     """The decision threshold on log P(unethical) - log P(ethical), and where it came from."""
     if config.calibrate_on:
-        from reasonalign.data import load, split_off
-
         source = load(config.calibrate_on)
         if source.sha256 == dataset.sha256:
             raise UserError(f"{config.calibrate_on}: is the evaluation data itself; calibrate on training data only")
@@ -104,7 +102,7 @@ def prompts_for(task, template, examples, method: str, tokenizer) -> list[str]:
 def score_examples(model, tokenizer, template, examples, method: str, batch_size: int = 32,
                    progress: bool = True) -> np.ndarray:
     """[N, 2] log P(" ethical"), log P(" unethical") after each statement's prompt."""
-    from reasonalign.scoring import score_labels  # torch: imported when a command runs, so --help stays fast
+    from reasonalign.scoring import score_labels  # heavy: see evaluate
 
     task = task_for("dfar")
     return score_labels(model, tokenizer, prompts_for(task, template, examples, method, tokenizer),
@@ -115,7 +113,7 @@ def score_examples(model, tokenizer, template, examples, method: str, batch_size
 def generate_answers(model, tokenizer, template, examples, method: str, *, max_new_tokens: int = 16,
                      batch_size: int = 16, progress: bool = True, **sampling) -> list[str]:
     """Greedy (or sampled: `temperature`, `top_p`, `seed`) continuation of each statement's prompt."""
-    from reasonalign.core.generation import generate_texts  # torch: see score_examples
+    from reasonalign.core.generation import generate_texts  # heavy: see evaluate
 
     task = task_for("dfar")
     return generate_texts(model, tokenizer, prompts_for(task, template, examples, method, tokenizer),
@@ -124,11 +122,15 @@ def generate_answers(model, tokenizer, template, examples, method: str, *, max_n
 
 
 def parse_predictions(texts: list[str]) -> np.ndarray:
+    from reasonalign.core.stats import UNPARSEABLE  # heavy (scipy, sklearn): see evaluate
+
     return np.array([UNPARSEABLE if (v := parse_verdict(t)) is None else v for t in texts])
 
 
 def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
-    # torch-heavy modules: imported when the command runs, so `reasonalign --help` stays fast
+    # heavy (torch, transformers, scipy, sklearn): imported when the command runs, not when the CLI
+    # imports this module for EvalConfig, so `reasonalign --help` starts in a fraction of a second
+    from reasonalign.core.stats import classification_metrics
     from reasonalign.models import load_model, load_tokenizer
     from reasonalign.prompts import get_template
     from reasonalign.scoring import fit_threshold, predict_from_scores
@@ -177,6 +179,8 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
 
 def split_metrics(task, name: str, examples, gold, pred, seed: int) -> dict:
     """Accuracy on each split the task reports (DFAR test: full and clean, side by side; {} otherwise)."""
+    from reasonalign.core.stats import classification_metrics  # heavy: see evaluate
+
     splits = task.splits(name, [ex.row for ex in examples])
     if splits is None:
         return {}

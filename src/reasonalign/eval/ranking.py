@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonalign.core.config import option, to_dict
-from reasonalign.core.stats import bootstrap_groups
 
 
 @dataclass
@@ -38,6 +37,8 @@ def group_pairs(scores: list[float], rank: list[int]) -> tuple[int, int]:
 
 
 def evaluate_ranking(config: RankingConfig) -> dict:
+    # heavy (torch, scipy): imported when the command runs, so `--help` starts fast
+    from reasonalign.core.stats import bootstrap_groups
     from reasonalign.data.groups import encode_group, read_groups
     from reasonalign.models import load_model, load_tokenizer
     from reasonalign.scoring import ordering, score_groups

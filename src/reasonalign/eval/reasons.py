@@ -21,6 +21,7 @@ from reasonalign.core.errors import UserError, at
 from reasonalign.core.files import read_jsonl, write_jsonl
 from reasonalign.core.verdict import LABELS, parse_verdict
 from reasonalign.eval.labels import ScoringInputs, generate_answers, prompts_for
+from reasonalign.tasks import task_for
 
 _LEAD = re.compile(r"^\s*(?:the statement is\s+)?(?:not\s+|non[- ]?)?(?:un)?ethical\b\s*[.:,;!-]*\s*", re.I)
 
@@ -43,7 +44,8 @@ def split_reason(text: str) -> str:
 
 def generate(config: GenerateConfig) -> list[dict]:
     """Verdict + reason for every selected statement -> generations.jsonl + generate_summary.json."""
-    # torch-heavy modules: imported when the command runs, so `reasonalign --help` stays fast
+    # heavy (torch, transformers): imported when the command runs, not when the CLI imports this module for
+    # its configs, so `reasonalign --help` starts fast (tests/test_layers.py checks it); so are the judges (sklearn)
     from reasonalign.models import load_model, load_tokenizer
     from reasonalign.prompts import get_template
 
@@ -123,7 +125,7 @@ def read_generations(path: str | Path) -> list[dict]:
 
 
 def judge_items(records: list[dict]):
-    from reasonalign.judges import JudgeItem
+    from reasonalign.judges import JudgeItem  # heavy: see generate
 
     return [JudgeItem(item_id=str(r["row"]), statement=r["statement"], gold_label=LABELS.index(r["gold"]),
                       gold_reason=r.get("gold_reason") or None, reason=r["reason"] or "",
@@ -139,6 +141,7 @@ def judge_names(config: ReasonsConfig) -> list[str]:
 
 def build_judges(config: ReasonsConfig, out: Path) -> list:
     """The requested judges other than `human` (human ratings are read, not computed)."""
+    # heavy: see generate
     from reasonalign.judges import HFBackend, HTTPBackend, LLMJudge, ReferenceJudge, ReferenceJudgeConfig
 
     judges = []
@@ -167,7 +170,7 @@ def build_judges(config: ReasonsConfig, out: Path) -> list:
 
 
 def _ratings(config: ReasonsConfig):
-    from reasonalign.judges import import_ratings
+    from reasonalign.judges import import_ratings  # heavy: see generate
 
     if not config.ratings:
         raise UserError("--judge human needs --ratings FILLED.csv (export a sheet first with --export-ratings)")
@@ -178,6 +181,7 @@ def _ratings(config: ReasonsConfig):
 
 
 def evaluate_reasons(config: ReasonsConfig) -> dict:
+    # heavy: see generate
     from reasonalign.judges import VotingJudge, agreement, export_for_raters, human_mar, misalignment_rate
     from reasonalign.judges.human import key_path_for, ratings_by_rater
 
@@ -260,8 +264,7 @@ def _data_name(config: ReasonsConfig) -> str | None:
 
 def split_mar(data: str | None, records: list[dict], judgements) -> dict:
     """MAR on each split the task reports (DFAR test: full and clean, side by side; {} otherwise)."""
-    from reasonalign.judges import misalignment_rate
-    from reasonalign.tasks import task_for
+    from reasonalign.judges import misalignment_rate  # heavy: see generate
 
     splits = task_for(data).splits(data, [r["row"] for r in records]) if data else None
     if splits is None:

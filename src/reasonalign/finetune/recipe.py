@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import TrainingArguments
 
 from reasonalign.core.config import to_dict
@@ -35,8 +36,6 @@ def pick_precision(requested: str, device: str) -> str:
 
 def lora_config(config, n_layers: int):
     """The LoRA of a run: rank, alpha, dropout, target modules and (optionally) only the top layers."""
-    from peft import LoraConfig
-
     layers = None
     if config.lora_layers:
         if not 0 < config.lora_layers <= n_layers:
@@ -55,7 +54,7 @@ def quantization_config(config, device: str):
     if not device.startswith("cuda"):
         raise UserError("--qlora needs a CUDA GPU (4-bit NF4 via bitsandbytes); this machine has none")
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes  # noqa: F401  (optional: only QLoRA on a CUDA box needs it)
         from transformers import BitsAndBytesConfig
     except ImportError:
         raise UserError("--qlora needs bitsandbytes: pip install bitsandbytes") from None
@@ -136,8 +135,6 @@ class FinetuneRecipe:
             dataloader_num_workers=0, disable_tqdm=False, **self.extra_arguments())
 
     def setup(self) -> None:
-        from peft import get_peft_model, prepare_model_for_kbit_training
-
         c = self.config
         self.check()
         self.device = default_device()

@@ -147,7 +147,7 @@ class HFBackend:
 
     def __init__(self, model, tokenizer=None, *, batch_size: int = 4, max_new_tokens: int = 256):
         if isinstance(model, (str, Path)):
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only this backend needs it
 
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
             model = AutoModelForCausalLM.from_pretrained(str(model))
@@ -157,7 +157,7 @@ class HFBackend:
         self.identity = f"hf:{name}:greedy:max_new_tokens={max_new_tokens}"
 
     def complete(self, prompts: list[str]):
-        import torch
+        import torch  # heavy: only this backend needs it
 
         tok = self.tokenizer
         tok.padding_side = "left"
