@@ -1,6 +1,7 @@
 """The real console script: train -> eval (-> demo) on a tiny model; bad input is one line, exit 2, nothing written."""
 
 import json
+from pathlib import Path
 
 import pytest
 

@@ -4,7 +4,7 @@ import csv
 import json
 
 import pytest
-from test_cli_train_eval import cli
+from conftest import cli
 from test_judges_llm import FakeChatServer
 
 # Hand-made generations: which reference criteria fire is known for each (see the comments).

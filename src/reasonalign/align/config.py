@@ -8,7 +8,7 @@ names are listed here; a test checks they are the keys of `losses.LOSSES`).
 
 from dataclasses import dataclass
 
-from reasonalign.core.config import option
+from reasonalign.core.config import option, redefault
 from reasonalign.finetune.config import FinetuneConfig
 
 LOSS_NAMES = ["aft", "aft-dc", "aft-bc", "aft-rank", "dpo", "dpo-pl", "rrhf", "pro"]
@@ -21,15 +21,15 @@ DEFAULT_BETA = {"aft-bc": 0.5, "aft-rank": 0.5, "dpo": 0.1, "dpo-pl": 0.1}
 class AlignConfig(FinetuneConfig):
     model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
     output: str = option("runs/align", "folder for the aligned adapter, run.json, align_summary.json and logs")
-    lr: float = option(1e-4, "learning rate")
-    warmup_ratio: float = option(0.0, "share of steps for learning-rate warmup")
-    weight_decay: float = option(0.0, "AdamW weight decay")
-    max_grad_norm: float = option(1.0, "gradient clipping")
-    lora_r: int = option(16, "LoRA rank of the new (alignment) adapter")
-    lora_alpha: int = option(32, "LoRA alpha")
-    lora_dropout: float = option(0.05, "LoRA dropout")
-    logging_steps: int = option(1, "log loss, scores, margin and ordered-pair share every N steps")
-    save_steps: int = option(0, "checkpoint every N steps (0 = only at the end)")
+    lr: float = redefault(FinetuneConfig, "lr", 1e-4)
+    warmup_ratio: float = redefault(FinetuneConfig, "warmup_ratio", 0.0)
+    weight_decay: float = redefault(FinetuneConfig, "weight_decay", 0.0)
+    max_grad_norm: float = redefault(FinetuneConfig, "max_grad_norm", 1.0)
+    lora_r: int = redefault(FinetuneConfig, "lora_r", 16)  # a small fresh LoRA on top of the merged SFT model
+    lora_alpha: int = redefault(FinetuneConfig, "lora_alpha", 32)
+    lora_dropout: float = redefault(FinetuneConfig, "lora_dropout", 0.05)
+    logging_steps: int = redefault(FinetuneConfig, "logging_steps", 1)
+    save_steps: int = redefault(FinetuneConfig, "save_steps", 0)
     adapter: str | None = option(None, "SFT adapter folder from `reasonalign train`: merged into the model, so "
                                        "the SFT model is the starting point and the DPO reference")
     groups: str = option("runs/sample/groups.jsonl", "groups.jsonl from `reasonalign sample` (k responses per prompt)")

@@ -164,8 +164,8 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
     for i, step in enumerate(steps, 1):
         line = "reasonalign " + shlex.join(step["argv"])
         if step["skip"] or (step["creates"] and Path(step["creates"]).exists()):
-            why = "its `if` var is off" if step["skip"] else f"{step['creates']} exists"
-            print(f"[{i}/{len(steps)}] {step['name']}: skipped ({why})")
+            why = "skipped (its `if` var is off)" if step["skip"] else f"already done ({step['creates']} exists), skipped"
+            print(f"[{i}/{len(steps)}] {step['name']}: {why}")
             done.append({**step, "seconds": None, "skipped": True})
             continue
         print(f"[{i}/{len(steps)}] {step['name']}: {line}", flush=True)

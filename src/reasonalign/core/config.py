@@ -21,6 +21,13 @@ def option(default, help: str, choices=None):
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
+def redefault(base, name: str, default):
+    """The field `name` of dataclass `base` with another default (same help and choices): how a
+    subclass config says "the same option, another default" without repeating its help."""
+    f = next(f for f in dataclasses.fields(base) if f.name == name)
+    return option(default, f.metadata.get("help", ""), f.metadata.get("choices"))
+
+
 def _base_type(tp):
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         tp = next(a for a in typing.get_args(tp) if a is not type(None))

@@ -4,7 +4,7 @@
 (its base model, prompt template and method, task, calibration threshold, the SFT adapter an
 aligned adapter sits on). They read it through `read_run`, from one file, `run.json`, whose
 `schema_version` says how to read it. The run's numbers (loss, steps, tokens/s) are in its
-summary file (train_summary.json / align_summary.json), which nothing reads back.
+summary file (train_summary.json / align_summary.json), which only reports (results tables) read.
 """
 
 import json
@@ -62,10 +62,11 @@ def read_run(adapter: str | None) -> RunRecord | None:
     if not legacy.is_file():
         return None  # an adapter made elsewhere: nothing known about it
     s = json.loads(legacy.read_text())
+    calibration = {"file": "calibration.json", **s["calibration"]} if s.get("calibration") else None
     return RunRecord(stage="align" if s.get("aligned_with") else "train", base_model=s.get("model", ""),
                      task=s.get("task") or "dfar", method=s.get("method"), template=s.get("template"),
                      precision=s.get("precision", "fp32"), seed=s.get("seed", 0), data=s.get("data") or {},
-                     calibration=s.get("calibration"), base_adapter=s.get("base_adapter"),
+                     calibration=calibration, base_adapter=s.get("base_adapter"),
                      versions=s.get("versions") or {}, schema_version=0)
 
 

@@ -19,7 +19,7 @@ from reasonalign.core.files import write_jsonl
 from reasonalign.core.run_record import read_run
 from reasonalign.data import load, split_off
 from reasonalign.core.verdict import parse_verdict
-from reasonalign.tasks import task_for
+from reasonalign.tasks import TASKS, task_for
 
 
 @dataclass
@@ -104,7 +104,7 @@ def score_examples(model, tokenizer, template, examples, method: str, batch_size
     """[N, 2] log P(" ethical"), log P(" unethical") after each statement's prompt."""
     from reasonalign.scoring import score_labels  # heavy: see evaluate
 
-    task = task_for("dfar")
+    task = TASKS["dfar"]
     return score_labels(model, tokenizer, prompts_for(task, template, examples, method, tokenizer),
                         template.label_continuations(), add_special_tokens=task.add_special_tokens(template),
                         batch_size=batch_size, progress=progress)
@@ -115,7 +115,7 @@ def generate_answers(model, tokenizer, template, examples, method: str, *, max_n
     """Greedy (or sampled: `temperature`, `top_p`, `seed`) continuation of each statement's prompt."""
     from reasonalign.core.generation import generate_texts  # heavy: see evaluate
 
-    task = task_for("dfar")
+    task = TASKS["dfar"]
     return generate_texts(model, tokenizer, prompts_for(task, template, examples, method, tokenizer),
                           add_special_tokens=task.add_special_tokens(template), max_new_tokens=max_new_tokens,
                           batch_size=batch_size, progress=progress, **sampling)

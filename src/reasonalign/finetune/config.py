@@ -1,4 +1,4 @@
-"""`FinetuneConfig`: the options every fine-tuning command has, with the authors' LoRA recipe as defaults.
+"""`FinetuneConfig`: the options every fine-tuning command has, with the L/L+R authors' LoRA recipe as defaults.
 
 `TrainConfig` and `AlignConfig` extend it (and re-declare a field where their default differs).
 Kept free of torch so the command line lists options without importing it.
