@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 import yaml
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+import peft
+from peft import LoraConfig
 from transformers import TrainingArguments
 
 from reasonalign.core.config import to_dict
@@ -150,8 +151,8 @@ class FinetuneRecipe:
         if self.start_adapter():
             model = model.merge_and_unload()  # the starting point (and DPO's reference) is the merged model
         if quantization is not None:
-            model = prepare_model_for_kbit_training(model)
-        self.model = get_peft_model(model, lora_config(c, model.config.num_hidden_layers))
+            model = peft.prepare_model_for_kbit_training(model)
+        self.model = peft.get_peft_model(model, lora_config(c, model.config.num_hidden_layers))
         self.before = self.measure(self.model, self.tokenizer, "before")
         self.hf_trainer = self.trainer(self.model, self.training_arguments(), self.dataset, self.tokenizer)
 

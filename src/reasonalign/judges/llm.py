@@ -116,6 +116,8 @@ class HTTPBackend:
             last = f"HTTP {code}"
         except httpx2.TransportError as exc:
             last = f"timed out after {self.timeout}s" if isinstance(exc, httpx2.TimeoutException) else str(exc)
+        except httpx2.HTTPError as exc:  # not transient (e.g. a body that cannot be decoded): this item only
+            raise JudgeRequestError(f"{self.url}: {exc}") from None
         else:
             try:
                 return resp.json()["choices"][0]["message"]["content"]
