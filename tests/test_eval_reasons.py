@@ -136,6 +136,7 @@ def test_human_round_trip_per_rater_pooled_and_kappa(tmp_path):
     assert set(h["per_model"]) == {"model-a", "model-b"}
     # x: T T F F F, y: T T T F F -> p_o = 4/5; p_e = .4*.6 + .6*.4 = .48; kappa = (.8-.48)/.52
     assert h["agreement"]["kappa"] == pytest.approx((0.8 - 0.48) / 0.52)
+    assert not (out / "generations.jsonl").exists()  # human ratings alone: no model is run
 
 
 def test_generates_then_judges_with_a_tiny_model(tiny_model, small_csv, tmp_path):

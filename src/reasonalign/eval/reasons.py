@@ -200,6 +200,8 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
     started = time.time()
     if config.generations:
         records, source = read_generations(config.generations), config.generations
+    elif judge_names(config) == ["human"]:  # the ratings are the judgements: nothing to generate
+        records, source = [], None
     else:
         records, source = generate(config), str(out / "generations.jsonl")
     items = judge_items(records)
