@@ -61,3 +61,15 @@ def test_gradients_flow_through_the_fallback(tokenizer_dir):
     logits, targets, _ = label_logits(model.train(), batch["input_ids"], batch["attention_mask"], batch["labels"])
     torch.nn.functional.cross_entropy(logits, targets).backward()
     assert model.model.embed_tokens.weight.grad.abs().sum() > 0
+
+
+def test_a_trainer_wrapping_forward_in_autocast_does_not_switch_paths(tiny_model):
+    """accelerate wraps an instance's forward in bf16 autocast under `bf16=True`: the check compares the
+    computation, not the precision, so the fast path stays on (and training numbers stay the same)."""
+    from types import MethodType
+
+    from reasonalign.models import load_model
+
+    model = load_model(tiny_model)
+    model.forward = MethodType(torch.autocast("cpu", dtype=torch.bfloat16)(type(model).forward), model)
+    assert fast_path_ok(model)
