@@ -33,7 +33,7 @@ from pathlib import Path
 from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
-from reasonalign.core.run_record import read_run
+from reasonalign.core.run_record import prompt_format
 from reasonalign.prompts import get_template
 from reasonalign.tasks import TASKS, check, task_for
 
@@ -143,9 +143,8 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
     info = {"task": task.name, "data": dataset.name, "data_sha256": dataset.sha256, "data_rows": len(dataset)}
     if task.kind == "answers":
         return [Item(f"{config.data}:{ex.row}", task.name, task.prompt(ex), True, task.gold(ex)) for ex in chosen], info
-    record = read_run(config.adapter)
-    template = get_template(config.template or (record.template if record and record.template else "dfar-llama"))
-    method = config.method or (record.method if record and record.method else "lr")
+    template_name, method = prompt_format(config.adapter, config.template, config.method)
+    template = get_template(template_name)
     if method not in ("l", "lr"):
         raise UserError(f"{config.adapter}: trained with method {method!r}; pass --method l or lr for DFAR prompts")
     items = [Item(f"{dataset.name}:{ex.row}", task.name, task.prompt(ex, template, method, tokenizer),

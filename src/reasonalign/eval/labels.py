@@ -16,7 +16,7 @@ import numpy as np
 from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
-from reasonalign.core.run_record import read_run
+from reasonalign.core.run_record import prompt_format, read_run
 from reasonalign.data import load, split_off
 from reasonalign.core.verdict import parse_verdict
 from reasonalign.tasks import TASKS, task_for
@@ -39,13 +39,12 @@ class ScoringInputs:
     trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
     def template_name(self) -> str:
-        record = read_run(self.adapter)
-        return self.template or (record.template if record and record.template else "dfar-llama")
+        return prompt_format(self.adapter, self.template)[0]
 
     def method_name(self, requested: str | None) -> str:
-        """The prompt variant: the one asked for, else the adapter's, else lr."""
-        record = read_run(self.adapter)
-        return requested or (record.method if record and record.method in ("l", "lr") else "lr")
+        """The prompt variant: the one asked for, else the adapter's (l or lr), else lr."""
+        method = prompt_format(self.adapter, method=requested)[1]
+        return method if method in ("l", "lr") else "lr"
 
     def load_rows(self, seed: int) -> tuple:
         """(task, dataset, the examples to use)."""

@@ -20,7 +20,7 @@ from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.files import read_jsonl, write_jsonl
 from reasonalign.core.verdict import LABELS, parse_verdict
-from reasonalign.eval.labels import ScoringInputs, generate_answers, prompts_for
+from reasonalign.eval.labels import ScoringInputs, prompts_for
 from reasonalign.tasks import task_for
 
 _LEAD = re.compile(r"^\s*(?:the statement is\s+)?(?:not\s+|non[- ]?)?(?:un)?ethical\b\s*[.:,;!-]*\s*", re.I)
@@ -46,6 +46,7 @@ def generate(config: GenerateConfig) -> list[dict]:
     """Verdict + reason for every selected statement -> generations.jsonl + generate_summary.json."""
     # heavy (torch, transformers): imported when the command runs, not when the CLI imports this module for
     # its configs, so `reasonalign --help` starts fast (tests/test_layers.py checks it); so are the judges (sklearn)
+    from reasonalign.core.generation import generate_texts
     from reasonalign.models import load_model, load_tokenizer
     from reasonalign.prompts import get_template
 
@@ -56,9 +57,9 @@ def generate(config: GenerateConfig) -> list[dict]:
     prompts = prompts_for(task, template, examples, config.method, tokenizer)
     sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.temperature > 0 else {}
     started = time.time()
-    texts = generate_answers(model, tokenizer, template, examples, config.method,
-                             max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=config.seed,
-                             **sampling)
+    texts = generate_texts(model, tokenizer, prompts, add_special_tokens=task.add_special_tokens(template),
+                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=config.seed,
+                           **sampling)
     seconds = time.time() - started
     records = []
     for ex, prompt, text in zip(examples, prompts, texts):

@@ -139,11 +139,11 @@ class SFTRecipe(FinetuneRecipe):
                 "data": {"spec": self.config.data, "sha256": self.data.sha256, "rows": len(self.data)}}
 
     def summary(self) -> dict:
-        c, trainer = self.config, self.hf_trainer
-        return {"method": c.method, **{k: v for k, v in self.record().items() if k != "data"},
+        c, trainer, record = self.config, self.hf_trainer, self.record()
+        return {"method": c.method, "task": record["task"], "template": record["template"],
                 "loss_on": c.loss_on, "epochs": c.epochs, "train_rows": len(self.rows),
                 "real_tokens": trainer.real_tokens, "tokens_per_s": round(trainer.real_tokens / max(self.seconds, 1e-9), 1),
-                "data": self.record()["data"], "calibration": self.calibration_info}
+                "data": record["data"], "calibration": self.calibration_info}
 
 
 def train(config: TrainConfig, rows=None) -> dict:
