@@ -53,7 +53,7 @@ def aligned(tiny_model, sft_adapter, tmp_path_factory):
     """(output folder, CompletedProcess) of one `reasonalign align` run on top of the SFT adapter."""
     out = tmp_path_factory.mktemp("align") / "run"
     r = cli("align", "--model", tiny_model, "--adapter", sft_adapter, "--groups", GROUPS, "--output", str(out),
-            "--loss", "aft-bc", "--max-steps", "30", *FAST)
+            "--loss", "aft-bc", "--max-steps", "30", "--precision", "fp32", *FAST)  # reloaded in fp32 below
     return out, r
 
 

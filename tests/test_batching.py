@@ -105,3 +105,30 @@ def test_collator_without_labels_gives_ignored_labels(tok):
     assert batch["input_ids"].tolist() == [[5, 6, 8], [9, 7, 7]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert (batch["labels"] == IGNORE).all()
+
+
+@pytest.mark.parametrize("name", ["dfar-llama", "dfar-mistral", "chat"])
+@pytest.mark.parametrize("label", [0, 1])
+def test_segments_split_the_answer_into_label_and_reason(tok, name, label):
+    """With label_text, the label's tokens spell exactly the label word; the reason (EOS included) is the rest."""
+    from reasonalign.core.batching import LABEL, REASON as REASON_SEGMENT
+
+    template = get_template(name)
+    prompt, answer = _pair(name, "lr", label, tok)
+    enc = encode(tok, prompt, answer, max_length=512, chat=template.chat,
+                 label_text=template.label_part(label, "lr"))
+    ids, seg = enc["input_ids"], enc["segments"]
+    label_ids = [i for i, s in zip(ids, seg) if s == LABEL]
+    reason_ids = [i for i, s in zip(ids, seg) if s == REASON_SEGMENT]
+    assert tok.decode(label_ids).strip() == ("ethical", "unethical")[label]
+    assert reason_ids[-1] == tok.eos_token_id and REASON in tok.decode(reason_ids)
+    assert seg == [0] * (len(ids) - len(label_ids) - len(reason_ids)) + [LABEL] * len(label_ids) + [REASON_SEGMENT] * len(reason_ids)
+    batch = Collator(tok.pad_token_id)([enc, encode(tok, prompt, answer, max_length=512, chat=template.chat,
+                                                    label_text=template.label_part(label, "lr"))])
+    assert batch["segments"].shape == batch["input_ids"].shape
+
+
+def test_label_text_must_start_the_answer(tok):
+    prompt, answer = _pair()
+    with pytest.raises(UserError, match="does not start with its label text"):
+        encode(tok, prompt, answer, max_length=512, label_text=" ethical")

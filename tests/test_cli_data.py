@@ -39,7 +39,7 @@ def test_bad_option_is_a_user_error_too():
 
 
 def test_audit_json():
-    res = cli("data", "audit", "--train", "dfar", "--test", "dfar:test", "--json")
+    res = cli("data", "audit", "--train", "dfar:train-all", "--test", "dfar:test", "--json")
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["leaked_test_rows"] == 189 and report["clean_test_rows"] == 311

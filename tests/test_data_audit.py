@@ -13,7 +13,7 @@ def dataset(name, rows):
 
 
 def test_dfar_leakage():
-    report = audit(load("dfar"), load("dfar:test"))
+    report = audit(load("dfar:train-all"), load("dfar:test"))
     assert report["leaked_test_rows"] == 189
     assert report["leaked_same_label"] == 189
     assert report["leaked_same_reason"] == 174

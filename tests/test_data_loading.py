@@ -199,7 +199,7 @@ def test_unknown_method_and_dfar_split():
 
 
 def test_dfar_counts():
-    train, test, clean = load("dfar"), load("dfar:test"), load("dfar:test-clean")
+    train, test, clean = load("dfar:train-all"), load("dfar:test"), load("dfar:test-clean")
     assert (len(train), len(test), len(clean)) == (4500, 500, 311)
     assert Counter(train.labels()) == {0: 2588, 1: 1912}
     assert Counter(test.labels()) == {0: 298, 1: 202}
@@ -207,6 +207,18 @@ def test_dfar_counts():
     assert test[0].row == 2 and not test[0].statement.startswith("\ufeff")
     seen = {normalize_statement(e.statement) for e in train}
     assert not any(normalize_statement(e.statement) in seen for e in clean)
+
+
+def test_dfar_validation_is_held_out_of_train():
+    """dfar:validation: 500 train-file rows with the file's label shares, never in dfar:train; fixed
+    whatever seed a command uses."""
+    fit, validation, whole = load("dfar:train"), load("dfar:validation"), load("dfar:train-all")
+    assert (len(fit), len(validation)) == (4000, 500) and load("dfar").name == "dfar:train"
+    assert Counter(validation.labels()) == {0: 288, 1: 212}  # 2588/4500 and 1912/4500 of 500, rounded
+    assert not {e.row for e in fit} & {e.row for e in validation}
+    assert {e.row for e in fit} | {e.row for e in validation} == {e.row for e in whole}
+    assert [e.row for e in load("dfar:validation")] == [e.row for e in validation]
+    assert validation.sha256 == whole.sha256 and validation.name == "dfar:validation"
 
 
 def test_ethos_bad_is_hate(tmp_path):

@@ -332,3 +332,33 @@ def test_ordering_stats():
     assert stats["n_pairs"] == 4
     empty = ordering_stats(t([[-1.0, -2.0]]), torch.zeros(1, 2, 2, dtype=torch.bool), torch.ones(1, 2, dtype=torch.bool))
     assert empty["n_pairs"] == 0 and math.isnan(empty["margin"])
+
+
+# --------------------------------------------------------------------------- SFT: label and reason
+
+
+def test_label_reason_loss_value_and_reduction():
+    """Per-sequence means of the label and of the reason tokens, weighted, then averaged over sequences."""
+    from reasonalign.losses import label_reason_loss
+
+    nll = torch.tensor([1.0, 2.0, 4.0, 0.5, 2.5, 3.0], requires_grad=True)
+    row = torch.tensor([0, 0, 0, 1, 1, 1])
+    is_label = torch.tensor([True, False, False, True, True, False])
+    loss = label_reason_loss(nll, row, is_label, 2, 0.25)
+    # seq 0: 0.25 * 1.0 + 0.75 * mean(2, 4) = 2.5; seq 1: 0.25 * mean(0.5, 2.5) + 0.75 * 3.0 = 2.625
+    assert loss.item() == pytest.approx((2.5 + 2.625) / 2)
+    loss.backward()
+    # d/d nll: seq 0 label 0.25/1/2, reasons 0.75/2/2 each; seq 1 labels 0.25/2/2 each, reason 0.75/2
+    assert nll.grad.tolist() == pytest.approx([0.125, 0.1875, 0.1875, 0.0625, 0.0625, 0.375])
+
+
+def test_label_reason_loss_extremes_and_a_sequence_without_reason():
+    from reasonalign.losses import label_reason_loss
+
+    nll = torch.tensor([1.0, 3.0, 5.0, 2.0])
+    row = torch.tensor([0, 0, 0, 1])
+    is_label = torch.tensor([True, False, False, True])  # sequence 1 was truncated to its label
+    assert label_reason_loss(nll, row, is_label, 2, 1.0).item() == pytest.approx((1.0 + 2.0) / 2)
+    assert label_reason_loss(nll, row, is_label, 2, 0.0).item() == pytest.approx((4.0 + 0.0) / 2)
+    # a token mean would weigh the label 1 in 4 here; alpha 0.5 weighs it as much as the whole reason
+    assert label_reason_loss(nll, row, is_label, 2, 0.5).item() == pytest.approx((0.5 * 1 + 0.5 * 4 + 0.5 * 2) / 2)

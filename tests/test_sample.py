@@ -204,3 +204,21 @@ def test_k_samples_per_prompt_come_back_in_prompt_order(tiny_model):
     assert len(set(greedy)) == 3 and sampled == [g for g in greedy for _ in range(2)]
     assert cut_at_stop(" 72.\nQuestion: next\nAnswer: 5", ("\nQuestion:",)) == " 72."
     assert cut_at_stop(" 72.", ("\nQuestion:",)) == " 72."
+
+
+def test_repetition_options_reach_generate_and_the_summary_records_the_decoding(tiny_model, tmp_path, monkeypatch):
+    calls = []
+
+    def scripted(model, tokenizer, prompts, **kw):
+        calls.append(kw)
+        return [" The answer is 1."] * (len(prompts) * kw["num_return_sequences"])
+
+    monkeypatch.setattr("reasonalign.core.generation.generate_texts", scripted)
+    out = tmp_path / "groups.jsonl"
+    s = sampling.sample(SampleConfig(model=tiny_model, data=GSM8K, rows=2, k=2, repetition_penalty=1.2,
+                                     no_repeat_ngram_size=4, precision="fp32", output=str(out)))
+    assert (calls[0]["repetition_penalty"], calls[0]["no_repeat_ngram_size"]) == (1.2, 4)
+    expected = {"strategy": "sampling", "temperature": 0.8, "top_p": 0.95, "repetition_penalty": 1.2,
+                "no_repeat_ngram_size": 4, "max_new_tokens": 256}
+    summary = json.loads((tmp_path / "sample_summary.json").read_text())
+    assert s["decoding"] == summary["decoding"] == expected and summary["precision"] == "fp32"

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from reasonalign.core.stats import bootstrap_ci, bootstrap_groups, wilson_interval
+from reasonalign.core.stats import bootstrap_ci, bootstrap_groups, paired_comparison, wilson_interval
 
 
 def wilson_by_hand(k, n, z=1.96):
@@ -86,3 +86,35 @@ def test_no_warnings_on_ordinary_input():
         bootstrap_ci([0, 1, 1], seed=0)
         bootstrap_groups([1, 2], [3, 3], seed=0)
         wilson_interval(3, 7)
+
+
+def paired_by_hand(a, b, seed, n_boot=2000):
+    """Resample item indices; both models' answers on an item travel together."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, a.size, size=(n_boot, a.size))
+    return list(np.percentile(b[idx].mean(1) - a[idx].mean(1), [2.5, 97.5]))
+
+
+def test_paired_comparison_by_hand():
+    # 10 items: both right on 2, both wrong on 1, only A right on 1, only B right on 6
+    a = [1, 1, 0, 1, 0, 0, 0, 0, 0, 0]
+    b = [1, 1, 0, 0, 1, 1, 1, 1, 1, 1]
+    c = paired_comparison(a, b, seed=3)
+    assert c["n"] == 10 and c["a"] == 0.3 and c["b"] == 0.8 and c["difference"] == pytest.approx(0.5)
+    assert c["discordant"] == {"a_only": 1, "b_only": 6}
+    # exact two-sided McNemar: 2 * P(X <= 1), X ~ Binomial(7, 1/2)
+    assert c["mcnemar_p"] == pytest.approx(2 * (math.comb(7, 0) + math.comb(7, 1)) / 2 ** 7)  # 0.125
+    assert c["ci95"] == pytest.approx(paired_by_hand(a, b, 3), abs=1e-9)
+    assert c["ci95"][0] < c["difference"] < c["ci95"][1]
+    wide, narrow = paired_comparison(a * 3, b * 3)["ci95"], paired_comparison(a * 30, b * 30)["ci95"]
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert paired_comparison(a * 30, b * 30)["mcnemar_p"] < c["mcnemar_p"]
+
+
+def test_paired_comparison_edges():
+    same = paired_comparison([1, 0, 1], [1, 0, 1])
+    assert same["mcnemar_p"] == 1.0 and same["difference"] == 0.0 and same["ci95"] == [0.0, 0.0]
+    assert paired_comparison([0, 0], [1, 1])["ci95"] == [1.0, 1.0]  # every resample differs by 1
+    assert math.isnan(paired_comparison([], [])["difference"])
+    with pytest.raises(ValueError, match="same items"):
+        paired_comparison([1, 0], [1])

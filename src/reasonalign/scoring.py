@@ -50,11 +50,11 @@ def fast_path_ok(model) -> bool:
         model.eval()
         device = next(model.parameters()).device
         ids = torch.tensor([[i % base.config.vocab_size for i in PROBE_IDS]], device=device)
-        # both sides in full precision: the class's forward, not an instance forward a trainer may have
-        # wrapped in autocast, so a precision difference is never mistaken for a different computation
-        with torch.autocast(device.type, enabled=False):
-            own = type(model).forward(model, input_ids=ids).logits.float()
-            fast = _head(base, head, decoder(input_ids=ids).last_hidden_state)
+        # both sides in the caller's precision, through the class's forward: not an instance forward
+        # a trainer may have wrapped in its own autocast, so a precision difference is never
+        # mistaken for a different computation
+        own = type(model).forward(model, input_ids=ids).logits.float()
+        fast = _head(base, head, decoder(input_ids=ids).last_hidden_state)
         model.train(was_training)
         scale = own.abs().max().clamp(min=1.0)
         _FAST_PATH_OK[base] = own.shape == fast.shape and bool(((own - fast).abs().max() / scale) < 1e-4)

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.core.config import option, to_dict
+from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
 from reasonalign.core.run_record import prompt_format
@@ -51,6 +51,9 @@ class SampleConfig:
     k: int = option(4, "responses sampled per prompt")
     temperature: float = option(0.8, "sampling temperature (0 = greedy, only with --k 1)")
     top_p: float = option(0.95, "nucleus sampling mass")
+    repetition_penalty: float = option(1.0, "penalise tokens already in the prompt or the response: 1.0 = off, above 1 "
+                                            "discourages loops (e.g. 1.2)")
+    no_repeat_ngram_size: int = option(0, "never repeat an n-gram of this many tokens in a response: 0 = off")
     max_new_tokens: int = option(256, "tokens per response (stops earlier at EOS; cot also at '\\nQuestion:'); "
                                       "DFAR verdict + reason needs about 64")
     batch_size: int = option(8, "prompts per generate call (each gives k sequences); changes which samples "
@@ -62,6 +65,7 @@ class SampleConfig:
     method: str | None = option(None, "DFAR prompt variant l or lr (default: the adapter's, else lr)", ["l", "lr"])
     output: str = option("runs/sample/groups.jsonl", "groups file; sample_summary.json is written beside it")
     overwrite: bool = option(False, "replace an existing groups file")
+    precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
     trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
 
@@ -124,6 +128,11 @@ def _validate(config: SampleConfig) -> tuple[Path, Path]:
                         "responses (0 = greedy, only with --k 1)")
     if not 0 < config.top_p <= 1:
         raise UserError(f"--top-p {config.top_p}: must be in (0, 1]")
+    if not config.repetition_penalty > 0:
+        raise UserError(f"--repetition-penalty {config.repetition_penalty}: must be above 0 (1.0 = off, above 1 "
+                        "discourages repeats)")
+    if config.no_repeat_ngram_size < 0:
+        raise UserError(f"--no-repeat-ngram-size {config.no_repeat_ngram_size}: must be at least 0 (0 = off)")
     if config.max_new_tokens < 1 or config.batch_size < 1:
         raise UserError("--max-new-tokens and --batch-size must be at least 1")
     if (config.rows is not None and config.rows < 1) or config.skip_rows < 0:
@@ -155,27 +164,34 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
 def sample(config: SampleConfig) -> dict:
     """Sample, grade and write groups.jsonl + sample_summary.json; returns the summary."""
     # heavy (torch, transformers): imported when the command runs, so `reasonalign --help` starts fast
-    from reasonalign.core.generation import generate_texts
-    from reasonalign.models import load_model, load_tokenizer
+    from reasonalign.core.generation import decoding, generate_texts
+    from reasonalign.core.precision import autocast, model_device, resolve
+    from reasonalign.models import default_device, load_model, load_tokenizer
 
     out, summary_path = _validate(config)
+    precision = resolve(config.precision, default_device())  # load_model puts the model on default_device()
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     items, data_info = load_items(config, tokenizer)
     model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
 
     started = time.time()
-    texts = generate_texts(model, tokenizer, [item.prompt for item in items],
-                           add_special_tokens=items[0].add_special_tokens,  # one task and template per run
-                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                           num_return_sequences=config.k, temperature=config.temperature, top_p=config.top_p,
-                           stop=TASKS[data_info["task"]].stop, seed=config.seed)
+    with autocast(precision, model_device(model)):
+        texts = generate_texts(model, tokenizer, [item.prompt for item in items],
+                               add_special_tokens=items[0].add_special_tokens,  # one task and template per run
+                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                               num_return_sequences=config.k, temperature=config.temperature, top_p=config.top_p,
+                               repetition_penalty=config.repetition_penalty,
+                               no_repeat_ngram_size=config.no_repeat_ngram_size,
+                               stop=TASKS[data_info["task"]].stop, seed=config.seed)
     k = config.k
     groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]
     seconds = time.time() - started
 
     summary = {**summarize(groups, config.k), "k": config.k, **data_info, "model": config.model,
                "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
-               "groups_file": str(out), "config": to_dict(config)}
+               "decoding": decoding(config.temperature, config.top_p, config.repetition_penalty,
+                                    config.no_repeat_ngram_size, config.max_new_tokens),
+               "precision": precision, "groups_file": str(out), "config": to_dict(config)}
     write_jsonl(out, groups)  # atomic: never a half-written groups file
     summary_path.write_text(json.dumps(summary, indent=2))
     return summary

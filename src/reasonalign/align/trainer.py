@@ -14,13 +14,12 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import Trainer
 
 from reasonalign.align.config import AlignConfig
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.run_record import read_run
 from reasonalign.data.groups import GroupCollator, cap, encode_group, has_pair, read_groups
-from reasonalign.finetune.recipe import FinetuneRecipe
+from reasonalign.finetune.recipe import AutocastTrainer, FinetuneRecipe
 from reasonalign.losses import compute_alignment_loss, ordering_stats, pairs_from_ranks
 from reasonalign.scoring import group_scores, ordering, score_groups
 
@@ -32,7 +31,7 @@ def sft_nll(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     return -(scores * positive).sum() / positive.sum().clamp(min=1)
 
 
-class AlignTrainer(Trainer):
+class AlignTrainer(AutocastTrainer):
     """`Trainer` whose loss is an alignment loss over groups; logs scores, margin and ordered-pair share."""
 
     def __init__(self, *args, align: AlignConfig, **kwargs):

@@ -6,7 +6,7 @@ from that file's vars, so its options, defaults and help live in one place.
 
 import dataclasses
 
-from reasonalign.cli.recipe import BUILTIN, read_recipe, run_recipe, var_specs
+from reasonalign.cli.recipe import BUILTIN, parse_seeds, read_recipe, run_recipe, run_seeds, var_specs
 from reasonalign.core import config as cfg
 from reasonalign.core.config import option
 
@@ -18,6 +18,9 @@ def _demo_config():
     specs = var_specs(RECIPE, read_recipe(RECIPE))
     fields = [(name, _TYPES[s["type"]] | None if s["default"] is None else _TYPES[s["type"]],
                option(s["default"], " ".join(s["help"].split()))) for name, s in specs.items()]
+    # not a var of the recipe: it runs the recipe once per seed (cli/recipe.py run_seeds)
+    fields.append(("seeds", str | None, option(None, "run the demo once per seed (e.g. 0,1,2), each in "
+                                                    "OUTPUT/seed-S, and report mean and spread over seeds")))
     return dataclasses.make_dataclass("DemoConfig", fields)
 
 
@@ -32,4 +35,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    return run_recipe(str(RECIPE), settings=dataclasses.asdict(cfg.build(DemoConfig, args)))
+    settings = dataclasses.asdict(cfg.build(DemoConfig, args))
+    seeds = settings.pop("seeds")
+    if seeds:
+        return run_seeds(str(RECIPE), parse_seeds(seeds), settings=settings)
+    return run_recipe(str(RECIPE), settings=settings)

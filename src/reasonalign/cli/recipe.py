@@ -16,7 +16,9 @@ A recipe is plain YAML; every step is one sub-command with its options, exactly 
 A step runs as `reasonalign COMMAND --key value ...` (True -> `--key`, False -> `--no-key`, None ->
 left out), so the command itself checks its options. `creates` makes a rerun resume after the last
 finished step. NAME is a recipe shipped in the package (`reasonalign/recipes/NAME.yaml`, e.g. demo).
-The time of each step goes to {output}/recipe_summary.json.
+The time of each step goes to {output}/recipe_summary.json. `--seeds 0,1,2` runs the whole recipe once
+per seed (its `seed` var) into {output}/seed-S and writes the mean and spread over seeds to
+{output}/results-seeds.md and .json: one seed's CI covers the test items, not the training run.
 """
 
 import json
@@ -40,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--output", help="replace the recipe's output folder")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="set a var of the recipe")
     p.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    p.add_argument("--seeds", metavar="S,S,...", help="run the recipe once per seed (its `seed` var), each in "
+                                                      "OUTPUT/seed-S, and report mean and spread over seeds")
     p.set_defaults(run=run)
 
 
@@ -160,6 +164,10 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
     path = recipe_path(file)
     values, steps, recipe = load_recipe(path, output, settings)
     check_options(file, steps)
+    if recipe.get("table"):
+        from reasonalign.cli.results import compare_pairs  # a typo in `compare` fails before step 1
+
+        compare_pairs(recipe["table"], lambda v: _fill(v, values), str(path))
     out, done = values["output"], []
     for i, step in enumerate(steps, 1):
         line = "reasonalign " + shlex.join(step["argv"])
@@ -187,8 +195,37 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
     if recipe.get("table"):
         from reasonalign.cli.results import write_table
 
-        write_table(recipe["table"], values, lambda v: _fill(v, values))
+        write_table(recipe["table"], values, lambda v: _fill(v, values), str(path))
     print(f"recipe done in {total / 60:.1f} min -> {out}/recipe_summary.json")
+    return 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text}: expected distinct integers separated by commas, e.g. 0,1,2")
+    return seeds
+
+
+def run_seeds(file: str, seeds: list[int], *, output: str | None = None, settings: dict | None = None,
+              dry_run: bool = False) -> int:
+    """The whole recipe once per seed, each in {output}/seed-S, then its table's cells over seeds."""
+    path = recipe_path(file)
+    values, _, recipe = load_recipe(path, output, settings)
+    if "seed" not in values:
+        raise UserError(f"{path}: --seeds needs a `seed` var in the recipe's `vars:`")
+    out = Path(values["output"])
+    for seed in seeds:
+        print(f"=== seed {seed} -> {out / f'seed-{seed}'} ===", flush=True)
+        run_recipe(file, output=str(out / f"seed-{seed}"), settings={**(settings or {}), "seed": seed},
+                   dry_run=dry_run)
+    if recipe.get("table") and not dry_run:
+        from reasonalign.cli.results import write_seed_table
+
+        write_seed_table(out, seeds)
     return 0
 
 
@@ -199,4 +236,7 @@ def run(args) -> int:
         if not sep:
             raise UserError(f"--set {item}: expected VAR=VALUE")
         settings[name.strip()] = value.strip()
+    if args.seeds:
+        return run_seeds(args.file, parse_seeds(args.seeds), output=args.output, settings=settings,
+                         dry_run=args.dry_run)
     return run_recipe(args.file, output=args.output, settings=settings, dry_run=args.dry_run)

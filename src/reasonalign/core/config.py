@@ -16,6 +16,11 @@ import yaml
 from reasonalign.core.errors import UserError
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISION_HELP = ("precision of every forward pass: bf16 = bfloat16 autocast, fp16 = float16 autocast (GPU only), "
+                  "auto = bf16 where a matmul probe on this machine finds it faster, else fp32")
+
+
 def option(default, help: str, choices=None):
     """A dataclass field that carries its CLI help (and choices)."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})

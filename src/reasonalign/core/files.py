@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import platformdirs
+
 from reasonalign.core.errors import at
 
 
@@ -43,3 +45,10 @@ def write_jsonl(path, records) -> None:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
+
+
+def cache_dir() -> Path:
+    """Converted models, the precision probe and other caches (REASONALIGN_CACHE overrides)."""
+    if os.environ.get("REASONALIGN_CACHE"):
+        return Path(os.environ["REASONALIGN_CACHE"])
+    return Path(platformdirs.user_cache_dir("reasonalign"))

@@ -7,24 +7,68 @@ the last column and the KV cache works for the whole batch) and put back in inpu
 Sampling is seeded once per call (`seed`), so a rerun with the same prompts, seed and
 batch size gives the same texts; a different batch size draws the random numbers in another
 order and gives other (equally valid) samples.
+
+`repetition_penalty` (> 1 discourages every token already in the prompt or the continuation) and
+`no_repeat_ngram_size` (n > 0: no n-gram appears twice) apply to greedy and sampled decoding
+alike; their neutral values (1.0, 0) are not passed to `model.generate` at all. `decoding()`
+describes a call's decoding for the records (generate_summary.json, metrics.json, ...).
 """
 
 import torch
 from tqdm.auto import tqdm
 
+from reasonalign.core.errors import UserError
+
+
+def check_decoding(*, temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
+                   no_repeat_ngram_size: int = 0) -> None:
+    """One-line `UserError` for a decoding option `model.generate` would refuse or misread."""
+    if temperature < 0:
+        raise UserError(f"--temperature {temperature}: must be at least 0 (0 = greedy)")
+    if temperature > 0 and not 0 < top_p <= 1:
+        raise UserError(f"--top-p {top_p}: must be in (0, 1]")
+    if not repetition_penalty > 0:
+        raise UserError(f"--repetition-penalty {repetition_penalty}: must be above 0 (1.0 = off, above 1 "
+                        "discourages repeats)")
+    if no_repeat_ngram_size < 0:
+        raise UserError(f"--no-repeat-ngram-size {no_repeat_ngram_size}: must be at least 0 (0 = off)")
+
+
+def decoding(temperature: float, top_p: float, repetition_penalty: float, no_repeat_ngram_size: int,
+             max_new_tokens: int) -> dict:
+    """How texts were decoded, for the records: greedy (temperature 0; top_p unused, so None) or sampling."""
+    sampled = temperature > 0
+    return {"strategy": "sampling" if sampled else "greedy", "temperature": temperature if sampled else 0.0,
+            "top_p": top_p if sampled else None, "repetition_penalty": repetition_penalty,
+            "no_repeat_ngram_size": no_repeat_ngram_size, "max_new_tokens": max_new_tokens}
+
+
+def describe(d: dict) -> str:
+    """One short phrase for a headline: 'greedy, repetition penalty 1.3, no repeated 3-grams'."""
+    parts = ["greedy" if d.get("strategy") == "greedy" else f"sampling (T={d.get('temperature')}, "
+                                                                f"top-p {d.get('top_p')})"]
+    if d.get("repetition_penalty", 1.0) != 1.0:
+        parts.append(f"repetition penalty {d['repetition_penalty']}")
+    if d.get("no_repeat_ngram_size"):
+        parts.append(f"no repeated {d['no_repeat_ngram_size']}-grams")
+    return ", ".join(parts)
+
 
 @torch.no_grad()
 def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: bool, max_new_tokens: int,
                    batch_size: int = 16, num_return_sequences: int = 1, temperature: float = 0.0,
-                   top_p: float = 1.0, stop: tuple[str, ...] = (), seed: int | None = None,
-                   progress: bool = True) -> list[str]:
+                   top_p: float = 1.0, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+                   stop: tuple[str, ...] = (), seed: int | None = None, progress: bool = True) -> list[str]:
     """The continuation of every prompt, without the prompt and special tokens (EOS).
 
     Returns `len(prompts) * num_return_sequences` texts, prompt-major: the k texts of prompt i
     are `texts[i * k:(i + 1) * k]`. Greedy when `temperature` is 0, else sampled with nucleus
     mass `top_p` (no top-k cut, so top_p means what it says). Generation ends at EOS or at any
-    `stop` string; the text is cut before the stop string.
+    `stop` string; the text is cut before the stop string. `repetition_penalty` (1.0 = off) and
+    `no_repeat_ngram_size` (0 = off) apply in both modes.
     """
+    check_decoding(temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty,
+                   no_repeat_ngram_size=no_repeat_ngram_size)
     model.eval()
     device = next(model.parameters()).device
     k = num_return_sequences
@@ -37,6 +81,10 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
         options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
     else:
         options.update(do_sample=False)
+    if repetition_penalty != 1.0:
+        options.update(repetition_penalty=repetition_penalty)
+    if no_repeat_ngram_size > 0:
+        options.update(no_repeat_ngram_size=no_repeat_ngram_size)
     if stop:  # stop each sequence as soon as it writes a stop string: no tokens wasted after it
         options.update(stop_strings=list(stop), tokenizer=tokenizer)
     if seed is not None:

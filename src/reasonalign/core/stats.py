@@ -1,4 +1,4 @@
-"""Classification metrics with honest uncertainty: n, bootstrap 95% CI, per-class scores."""
+"""Classification metrics with honest uncertainty: n, bootstrap 95% CI, per-class scores, paired comparisons."""
 
 import numpy as np
 from scipy.stats import binomtest, bootstrap
@@ -10,7 +10,7 @@ UNPARSEABLE = -1
 
 
 def bootstrap_ci(correct, seed: int = 0, n_boot: int = 2000) -> list[float]:
-    """Percentile bootstrap interval of the mean of a 0/1 vector.
+    """Percentile bootstrap interval of the mean of a 0/1 vector (or of per-item differences).
 
     Constant vectors (all right, all wrong, one item) get [value, value]: every resample has
     that mean, and scipy refuses a single observation.
@@ -23,6 +23,26 @@ def bootstrap_ci(correct, seed: int = 0, n_boot: int = 2000) -> list[float]:
     ci = bootstrap((correct,), np.mean, n_resamples=n_boot, method="percentile", confidence_level=0.95,
                    vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
     return [float(ci.low), float(ci.high)]
+
+
+def paired_comparison(correct_a, correct_b, seed: int = 0, resamples: int = 2000) -> dict:
+    """B − A for two models judged on the same items (0/1 vectors in the same order).
+
+    Paired because both models saw each item: their errors correlate, so resampling items whole
+    (the bootstrap of the per-item difference) gives a narrower, honest interval than two
+    independent CIs. McNemar (exact binomial on the discordant items) tests whether they differ;
+    items both got right or both got wrong carry no evidence either way.
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_comparison: {a.size} items against {b.size}; pair the same items")
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    nan = float("nan")
+    return {"n": int(a.size), "a": float(a.mean()) if a.size else nan, "b": float(b.mean()) if b.size else nan,
+            "difference": float(b.mean() - a.mean()) if a.size else nan,
+            "ci95": bootstrap_ci(b.astype(float) - a.astype(float), seed, resamples),
+            "mcnemar_p": float(binomtest(b_only, a_only + b_only, 0.5).pvalue) if a_only + b_only else 1.0,
+            "discordant": {"a_only": a_only, "b_only": b_only}}
 
 
 def _pooled_share(ordered, pairs, axis=-1):

@@ -19,6 +19,10 @@ from reasonalign.core.verdict import LABELS
 
 BUILTIN = Path(__file__).parent / "builtin"
 DFAR_SPLITS = {"train": "dfar_train.csv", "test": "dfar_test.csv"}
+# dfar:validation: 500 rows of the DFAR train file, held out once and for all (label shares kept),
+# so every run can show an in-distribution score no run has fitted anything on; dfar:train is the
+# other 4,000 rows and dfar:train-all the whole file.
+VALIDATION_ROWS, VALIDATION_SEED = 500, 2024
 FIELDS = ("statement", "label", "reason")
 DEFAULT_LABEL_MAP = {"0": 0, "1": 1, **{word: i for i, word in enumerate(LABELS)}}
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
@@ -102,7 +106,8 @@ def parse_label_map(text: str) -> dict[str, int]:
 
 def load(spec: str, *, method: str | None = None, columns: dict[str, str] | None = None,
          label_map: dict[str, int] | None = None) -> Dataset:
-    """Load `dfar[:train|test|test-clean]`, `ethos:PATH` or a .csv/.tsv/.jsonl/.json (JSON lines) file.
+    """Load `dfar[:train|validation|train-all|test|test-clean]`, `ethos:PATH` or a .csv/.tsv/.jsonl/.json
+    (JSON lines) file.
 
     `method="lr"` (labels + reasons) requires a non-empty reason on every row. `columns` and
     `label_map` apply to plain files only: the DFAR and ETHOS formats are fixed.
@@ -140,12 +145,19 @@ def _load_dfar(split: str, method: str | None) -> Dataset:
         records = _csv_records(path, _decode(path, data), ",", dfar, require_reason=True)
         return _build(f"dfar:{name}", path, data, records, label_of, method)
 
-    if split in DFAR_SPLITS:
-        return read(split)
+    # sha256 stays the file's in every derived split: the name tells them apart, the hash pins the bytes
+    if split == "test":
+        return read("test")
+    if split in ("train", "validation", "train-all"):
+        data = read("train")
+        if split == "train-all":
+            return data
+        fit, held_out = split_off(data.examples, VALIDATION_ROWS, VALIDATION_SEED)
+        data.name, data.examples = f"dfar:{split}", (fit if split == "train" else held_out)
+        return data
     if split != "test-clean":
-        raise UserError(f"unknown DFAR split {split!r} (splits: train, test, test-clean)")
+        raise UserError(f"unknown DFAR split {split!r} (splits: train, validation, train-all, test, test-clean)")
     # The test file repeats 189 training statements; a clean split drops them (METHODS.md §1).
-    # sha256 stays the test file's: the name tells the two apart, the hash pins the bytes.
     seen = {normalize_statement(e.statement) for e in read("train")}
     test = read("test")
     test.name = "dfar:test-clean"

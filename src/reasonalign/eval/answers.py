@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.core.config import option, to_dict
+from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
 from reasonalign.tasks import task_for
@@ -26,6 +26,7 @@ class AnswersConfig:
     batch_size: int = option(16, "questions per generate call (left-padded, KV cache)")
     output: str = option("runs/eval-answers", "folder for metrics.json and predictions.jsonl")
     seed: int = option(0, "seed for row selection")
+    precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
     trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
 
@@ -33,9 +34,13 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
     """Greedy answers for every selected question -> metrics.json + predictions.jsonl."""
     # heavy (torch, transformers, scipy): imported when the command runs, so `--help` starts fast
     from reasonalign.core.generation import generate_texts
+    from reasonalign.core.precision import autocast, model_device, resolve
     from reasonalign.core.stats import wilson_interval
-    from reasonalign.models import load_model, load_tokenizer
+    from reasonalign.models import default_device, load_model, load_tokenizer
 
+    # a given model runs where it is; load_model puts a loaded one on default_device()
+    device = model_device(model) if model is not None else default_device()
+    precision = resolve(config.precision, device)  # a bad value fails here, before any data or model loads
     task = task_for(config.data, expect="answers")
     if task.kind != "answers":
         raise UserError(f"--data {config.data}: {task.name} has no final answers to check; use eval --task labels")
@@ -47,8 +52,9 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
 
     started = time.time()
     prompts = [task.prompt(ex) for ex in examples]
-    texts = generate_texts(model, tokenizer, prompts, add_special_tokens=task.add_special_tokens(),
-                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, stop=task.stop)
+    with autocast(precision, model_device(model)):
+        texts = generate_texts(model, tokenizer, prompts, add_special_tokens=task.add_special_tokens(),
+                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, stop=task.stop)
     seconds = time.time() - started
     records = [{"row": ex.row, "prompt": prompt, "output": text, "extracted": task.extract(text),
                 "gold": task.gold(ex), "correct": task.is_correct(text, task.gold(ex))}
@@ -59,7 +65,7 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
                "ci95": wilson_interval(n_correct, len(records)), "ci_method": "Wilson score interval",
                "no_answer": sum(r["extracted"] is None for r in records), "task": task.name, "data": config.data,
                "model": config.model, "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
-               "config": to_dict(config)}
+               "precision": precision, "config": to_dict(config)}
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

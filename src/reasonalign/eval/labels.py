@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reasonalign.core.config import option, to_dict
+from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
 from reasonalign.core.run_record import prompt_format, read_run
@@ -30,12 +30,13 @@ class ScoringInputs:
     model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
     adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` or `reasonalign align`")
     data: str = option("dfar:test", "dfar:test (reported with its clean part side by side), dfar:test-clean, "
-                                    "ethos:PATH, or a CSV/TSV/JSONL path")
+                                    "dfar:validation (500 held-out train rows), ethos:PATH, or a CSV/TSV/JSONL path")
     columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y")
     label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
     rows: int | None = option(None, "use the first N rows of a seeded order that keeps the label shares in every "
                                     "prefix (the same rows for the same seed in every command) (default: all)")
     template: str | None = option(None, "prompt template (default: the adapter's, else dfar-llama)")
+    precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
     trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
     def template_name(self) -> str:
@@ -74,9 +75,10 @@ def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
     """The decision threshold on log P(unethical) - log P(ethical), and where it came from."""
     if config.calibrate_on:
         source = load(config.calibrate_on)
-        if source.sha256 == dataset.sha256:
-            raise UserError(f"{config.calibrate_on}: is the evaluation data itself; calibrate on training data only")
         _, rows = split_off(source.examples, min(config.calibration_rows, len(source)), config.seed)
+        if source.sha256 == dataset.sha256 and {e.row for e in rows} & {e.row for e in dataset.examples}:
+            raise UserError(f"{config.calibrate_on}: shares rows with the evaluation data; calibrate on training "
+                            f"data only")
         return fit(rows), f"fitted on {len(rows)} rows of {config.calibrate_on}"
     if config.calibration == "none":
         return 0.0, "none (threshold 0)"
@@ -129,21 +131,25 @@ def parse_predictions(texts: list[str]) -> np.ndarray:
 def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     # heavy (torch, transformers, scipy, sklearn): imported when the command runs, not when the CLI
     # imports this module for EvalConfig, so `reasonalign --help` starts in a fraction of a second
+    from reasonalign.core.precision import autocast, resolve
     from reasonalign.core.stats import classification_metrics
-    from reasonalign.models import load_model, load_tokenizer
+    from reasonalign.models import default_device, load_model, load_tokenizer
     from reasonalign.prompts import get_template
     from reasonalign.scoring import fit_threshold, predict_from_scores
 
     template = get_template(config.template_name())
     method = config.method_name(config.method)
     task, dataset, examples = config.load_rows(config.seed)
+    device = str(next(model.parameters()).device) if model is not None else default_device()
+    precision = resolve(config.precision, device)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     if model is None:
         model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
 
     def score(rows):
-        return score_examples(model, tokenizer, template, rows, method, config.batch_size)
+        with autocast(precision, device):
+            return score_examples(model, tokenizer, template, rows, method, config.batch_size)
 
     started = time.time()
     gold = np.array([ex.label for ex in examples])
@@ -156,8 +162,9 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
         extra = {"threshold": threshold, "threshold_source": source,
                  "accuracy_threshold_0": float((predict_from_scores(scores, 0.0) == gold).mean())}
     else:
-        texts = generate_answers(model, tokenizer, template, examples, method, max_new_tokens=config.max_new_tokens,
-                                 batch_size=config.batch_size)
+        with autocast(precision, device):
+            texts = generate_answers(model, tokenizer, template, examples, method,
+                                     max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
         pred = parse_predictions(texts)
         per_item = [{"output": t} for t in texts]
     seconds = time.time() - started
@@ -165,7 +172,8 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     metrics = classification_metrics(gold, pred, seed=config.seed)
     metrics["splits"] = split_metrics(task, dataset.name, examples, gold, pred, config.seed)
     metrics.update(extra, data=dataset.name, data_sha256=dataset.sha256, model=config.model, adapter=config.adapter,
-                   template=template.name, method=method, scoring=config.scoring, seconds=round(seconds, 1),
+                   template=template.name, method=method, scoring=config.scoring, precision=precision,
+                   seconds=round(seconds, 1),
                    seed=config.seed, config=to_dict(config))
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)

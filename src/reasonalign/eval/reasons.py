@@ -32,6 +32,10 @@ class GenerateConfig(ScoringInputs):
     max_new_tokens: int = option(64, "tokens to generate per statement (stops earlier at EOS)")
     temperature: float = option(0.0, "0 = greedy; above 0 samples")
     top_p: float = option(1.0, "nucleus sampling mass (with temperature > 0)")
+    repetition_penalty: float = option(1.0, "penalise tokens already in the prompt or the reason (greedy and "
+                                            "sampling): 1.0 = off, above 1 discourages loops (e.g. 1.2)")
+    no_repeat_ngram_size: int = option(3, "never repeat an n-gram of this many tokens (greedy and sampling): 0 = off; "
+                                          "3 had the lowest MAR on dfar:validation (configs/sweep-decoding.yaml)")
     batch_size: int = option(16, "statements per generate call (left-padded)")
     output: str = option("runs/generate", "folder for generations.jsonl")
     seed: int = option(0, "seed for row selection and sampling")
@@ -47,9 +51,11 @@ def generate(config: GenerateConfig) -> list[dict]:
     # heavy (torch, transformers): imported when the command runs, not when the CLI imports this module for
     # its configs, so `reasonalign --help` starts fast (tests/test_layers.py checks it); so are the judges (sklearn)
     from reasonalign.core.generation import generate_texts
+    from reasonalign.core.precision import autocast, model_device
     from reasonalign.models import load_model, load_tokenizer
     from reasonalign.prompts import get_template
 
+    decoding, precision = check_generation(config)  # bad options fail here, before any model loads
     template = get_template(config.template_name())
     task, dataset, examples = config.load_rows(config.seed)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
@@ -57,9 +63,11 @@ def generate(config: GenerateConfig) -> list[dict]:
     prompts = prompts_for(task, template, examples, config.method, tokenizer)
     sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.temperature > 0 else {}
     started = time.time()
-    texts = generate_texts(model, tokenizer, prompts, add_special_tokens=task.add_special_tokens(template),
-                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=config.seed,
-                           **sampling)
+    with autocast(precision, model_device(model)):
+        texts = generate_texts(model, tokenizer, prompts, add_special_tokens=task.add_special_tokens(template),
+                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=config.seed,
+                               repetition_penalty=config.repetition_penalty,
+                               no_repeat_ngram_size=config.no_repeat_ngram_size, **sampling)
     seconds = time.time() - started
     records = []
     for ex, prompt, text in zip(examples, prompts, texts):
@@ -71,8 +79,24 @@ def generate(config: GenerateConfig) -> list[dict]:
     write_jsonl(out / "generations.jsonl", records)
     (out / "generate_summary.json").write_text(json.dumps(
         {"n": len(records), "seconds": round(seconds, 1), "data": dataset.name, "data_sha256": dataset.sha256,
-         "config": to_dict(config)}, indent=2))
+         "decoding": decoding, "precision": precision, "config": to_dict(config)}, indent=2))
     return records
+
+
+def check_generation(config: GenerateConfig) -> tuple[dict, str]:
+    """(the decoding record, the resolved precision); one-line `UserError` for a bad option. Loads no model."""
+    from reasonalign.core.generation import check_decoding, decoding  # heavy (torch): see generate
+    from reasonalign.core.precision import resolve
+    from reasonalign.models import default_device
+
+    check_decoding(temperature=config.temperature, top_p=config.top_p, repetition_penalty=config.repetition_penalty,
+                   no_repeat_ngram_size=config.no_repeat_ngram_size)
+    if config.max_new_tokens < 1 or config.batch_size < 1:
+        raise UserError("--max-new-tokens and --batch-size must be at least 1")
+    precision = resolve(config.precision, default_device())  # load_model puts the model on default_device()
+    return decoding(config.temperature, config.top_p, config.repetition_penalty, config.no_repeat_ngram_size,
+                    config.max_new_tokens), precision
+
 
 JUDGES = ("reference", "llm", "human")
 NO_GOLD_REASONS = ("this data has no human reasons: the reference judge uses only verdict consistency and "
@@ -201,23 +225,31 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
     started = time.time()
     if config.generations:
         records, source = read_generations(config.generations), config.generations
+        decoding, precision = _generated_with(config.generations)
     elif judge_names(config) == ["human"]:  # the ratings are the judgements: nothing to generate
         records, source = [], None
+        decoding = precision = None
     else:
         records, source = generate(config), str(out / "generations.jsonl")
+        decoding, precision = _generated_with(source)
     items = judge_items(records)
     data = _data_name(config)
     gold_reasons = sum(it.gold_reason is not None for it in items)
 
     judges = build_judges(config, out)
     results = {}  # judge name -> judgements
+    judge_precision = None
     for judge in judges:
         name = judge.name
         while name in results:
             name += "'"
-        results[name] = judge.judge(items)
+        context, judge_precision = _judge_autocast(config, judge, judge_precision)
+        with context:
+            results[name] = judge.judge(items)
     metrics: dict = {"task": "reasons", "generations": source, "n_items": len(items),
-                     "items_with_gold_reason": gold_reasons}
+                     "items_with_gold_reason": gold_reasons, "decoding": decoding, "precision": precision}
+    if judge_precision is not None:
+        metrics["judge_precision"] = judge_precision
     if gold_reasons < len(items):
         metrics["note"] = NO_GOLD_REASONS if gold_reasons == 0 else (
             f"{len(items) - gold_reasons} item(s) have no human reason: low_similarity is not applied to them")
@@ -257,12 +289,44 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
     return metrics
 
 
+def _generate_summary(generations: str | Path) -> dict:
+    """The generate_summary.json beside a generations.jsonl ({} if there is none or it is unreadable)."""
+    summary = Path(generations).with_name("generate_summary.json")
+    try:
+        found = json.loads(summary.read_text()) if summary.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _generated_with(generations: str | Path) -> tuple[dict | None, str | None]:
+    """(decoding, precision) the generations were made with, from their generate_summary.json (None if unknown)."""
+    summary = _generate_summary(generations)
+    return summary.get("decoding"), summary.get("precision")
+
+
+def _judge_autocast(config: ReasonsConfig, judge, precision: str | None):
+    """The context a judge runs in: a local model (llm judge without --judge-url) runs its forward passes
+    in the resolved --precision, like generation; every other judge runs as it is."""
+    import contextlib
+
+    from reasonalign.judges import HFBackend  # heavy: see generate
+
+    backend = getattr(judge, "backend", None)
+    if not isinstance(backend, HFBackend):
+        return contextlib.nullcontext(), precision
+    from reasonalign.core.precision import autocast, model_device, resolve
+
+    device = model_device(backend.model)
+    precision = resolve(config.precision, device)
+    return autocast(precision, device), precision
+
+
 def _data_name(config: ReasonsConfig) -> str | None:
     """Which data the generations came from (their generate_summary.json says; None if unknown)."""
     if not config.generations:
         return config.data
-    summary = Path(config.generations).with_name("generate_summary.json")
-    return json.loads(summary.read_text()).get("data") if summary.is_file() else None
+    return _generate_summary(config.generations).get("data")
 
 
 def split_mar(data: str | None, records: list[dict], judgements) -> dict:
@@ -289,6 +353,14 @@ def headline(m: dict, config: ReasonsConfig) -> str:
                 f"(key: {m['key']}; keep it from the raters)")
     lo, hi = m["ci95"]
     line = (f"MAR {m['mar']:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={m['n']}, judge {m['judge']}, seed {m['seed']})")
+    if m.get("decoding"):
+        from reasonalign.core.generation import describe  # heavy (torch): see generate
+
+        line += f"; reasons decoded {describe(m['decoding'])}"
+        if m.get("precision"):
+            line += f" in {m['precision']}"
+    elif m.get("generations"):
+        line += "; decoding unknown (no generate_summary.json beside the generations)"
     if m.get("splits"):
         c = m["splits"]["dfar:test-clean"]
         line += f"; clean split {c['mar']:.1%} (n={c['n']})"

@@ -6,7 +6,7 @@ Kept free of torch so the command line lists options without importing it.
 
 from dataclasses import dataclass
 
-from reasonalign.core.config import option
+from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option
 
 
 @dataclass
@@ -28,7 +28,7 @@ class FinetuneConfig:
     lora_targets: str = option("auto", "comma-separated module names, all-linear, or auto (peft's default: q,v)")
     lora_layers: int | None = option(None, "LoRA in the top N transformer layers only: the backward pass stops "
                                            "below them, so steps are faster (default: all layers)")
-    precision: str = option("auto", "auto = bf16 where the hardware runs it fast, else fp32", ["auto", "fp32", "bf16", "fp16"])
+    precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
     qlora: bool = option(False, "load the base model in 4-bit NF4 (needs a CUDA GPU and bitsandbytes)")
     seed: int = option(0, "seed for data sampling, LoRA init and shuffling")
     logging_steps: int = option(5, "log loss and tokens/s every N steps (progress bar and TensorBoard)")

@@ -5,7 +5,8 @@
 - setup: cheap checks (`check`: output folder, options) before anything is loaded; the data,
   tokenised (`build_dataset`); the base model, with an SFT adapter merged in when the run
   starts from one (`start_adapter`); a fresh LoRA; the Hugging Face `Trainer` (`trainer`);
-- train: `trainer.train()`, timed, resuming from the last checkpoint on `--resume`;
+- train: `trainer.train()`, timed, resuming from the last checkpoint on `--resume`; every forward
+  pass (the trainer's and the before/after measurements) runs in the resolved `--precision`;
 - save: the adapter and tokenizer, what the subclass saves beside them (`save_extra`), the
   run record (`run.json`, read by every later stage), the summary and `config.yaml`.
 
@@ -21,18 +22,41 @@ import torch
 import yaml
 import peft
 from peft import LoraConfig
-from transformers import TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from reasonalign.core.config import to_dict
 from reasonalign.core.errors import UserError
+from reasonalign.core.precision import DTYPES, autocast, resolve
 from reasonalign.core.run_record import RECORD_FILE, RunRecord, versions
-from reasonalign.models import default_device, load_model, load_tokenizer, supports_bf16
+from reasonalign.models import default_device, load_model, load_tokenizer
 
 
-def pick_precision(requested: str, device: str) -> str:
-    if requested != "auto":
-        return requested
-    return "bf16" if supports_bf16(device) else "fp32"
+def store_frozen_linears(model, precision: str) -> None:
+    """Keep the frozen Linear weights of the decoder in the autocast dtype (LoRA stays fp32).
+
+    Autocast would cast each of them to exactly these values on every forward pass; storing them
+    cast once gives the same numbers without that cost (~15% of a bf16 step of SmolLM2 on CPU).
+    The embedding (often tied to the output head) and the norms stay fp32."""
+    dtype = DTYPES.get(precision)
+    if dtype is None:
+        return
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for module in base.get_decoder().modules():
+        if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad:
+            module.weight.data = module.weight.data.to(dtype)
+            if module.bias is not None:
+                module.bias.data = module.bias.data.to(dtype)
+
+
+class AutocastTrainer(Trainer):
+    """A `Trainer` whose forward passes run in the run's precision, the hand-called decoder of
+    `scoring.py` included: the stock Trainer leaves autocast to accelerate, which wraps only
+    `model.forward`, so on CPU `bf16=True` changed nothing but the record."""
+
+    precision = "fp32"  # set by the recipe to the resolved --precision
+
+    def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
+        return autocast(self.precision, str(self.args.device))
 
 
 def lora_config(config, n_layers: int):
@@ -139,9 +163,7 @@ class FinetuneRecipe:
         c = self.config
         self.check()
         self.device = default_device()
-        self.precision = pick_precision(c.precision, self.device)
-        if self.precision == "fp16" and self.device == "cpu":
-            raise UserError("--precision fp16 needs a GPU; use bf16 or fp32 on CPU")
+        self.precision = resolve(c.precision, self.device)
         quantization = quantization_config(c, self.device)
         self.tokenizer = load_tokenizer(c.model, c.trust_remote_code)
         self.dataset = self.build_dataset(self.tokenizer)
@@ -150,11 +172,19 @@ class FinetuneRecipe:
                            quantization=quantization)
         if self.start_adapter():
             model = model.merge_and_unload()  # the starting point (and DPO's reference) is the merged model
+        if self.device == "cpu" and self.precision == "bf16":
+            # PyTorch's CPU flash attention is slow backwards in bf16: eager attention made a bf16
+            # SmolLM2 LoRA step 1.24x faster (312 vs 252 real tokens/s, 2-core AVX512-BF16 EPYC)
+            model.set_attn_implementation("eager")
         if quantization is not None:
             model = peft.prepare_model_for_kbit_training(model)
         self.model = peft.get_peft_model(model, lora_config(c, model.config.num_hidden_layers))
-        self.before = self.measure(self.model, self.tokenizer, "before")
+        if quantization is None:
+            store_frozen_linears(self.model, self.precision)
+        with autocast(self.precision, self.device):
+            self.before = self.measure(self.model, self.tokenizer, "before")
         self.hf_trainer = self.trainer(self.model, self.training_arguments(), self.dataset, self.tokenizer)
+        self.hf_trainer.precision = self.precision
 
     def train(self) -> None:
         started = time.time()
@@ -165,9 +195,11 @@ class FinetuneRecipe:
         c, out = self.config, self.out
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
-        after = self.measure(self.model, self.tokenizer, "after")
+        with autocast(self.precision, self.device):
+            after = self.measure(self.model, self.tokenizer, "after")
+            extra = self.save_extra(self.model, self.tokenizer)
         record = RunRecord(stage=self.stage, base_model=c.model, precision=self.precision, seed=c.seed,
-                           versions=versions(), **self.record(), **self.save_extra(self.model, self.tokenizer))
+                           versions=versions(), **self.record(), **extra)
         record.write(out)
         losses = [h["loss"] for h in self.hf_trainer.state.log_history if "loss" in h]
         summary = {"model": c.model, "steps": self.hf_trainer.state.global_step, "seconds": round(self.seconds, 1),

@@ -47,6 +47,11 @@ class PromptTemplate:
             raise UserError("method lr needs a reason for every example")
         return fmt.format(label=LABELS[label], reason=(reason or "").strip())
 
+    def label_part(self, label: int, method: str) -> str:
+        """The start of `answer(...)` up to and including the label word (" unethical"): the tokens a
+        label-weighted loss counts as the label; what follows is the reason."""
+        return _pick(self.answer_l, self.answer_lr, method).split("{label}")[0] + LABELS[label]
+
     def label_continuations(self) -> list[str]:
         """The text each label adds right after the prompt: what log-likelihood scoring compares."""
         return [f" {word}" for word in LABELS]

@@ -15,7 +15,7 @@ from reasonalign.finetune.config import FinetuneConfig
 class TrainConfig(FinetuneConfig):
     method: str = option("lr", "l = labels only, lr = labels + reasons, cot = chain-of-thought on GSM8K/AQuA",
                          ["l", "lr", "cot"])
-    data: str = option("dfar:train", "dfar:train, a CSV/TSV/JSONL path, or ethos:PATH; "
+    data: str = option("dfar:train", "dfar:train (DFAR train minus the 500 dfar:validation rows), a CSV/TSV/JSONL path, or ethos:PATH; "
                                      "method cot: gsm8k:train, aqua:dev or a GSM8K/AQuA JSONL path")
     columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y,reason=why")
     label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
@@ -27,6 +27,10 @@ class TrainConfig(FinetuneConfig):
                                         "(0 = off; method cot has no labels and never calibrates)")
     loss_on: str = option("completion", "completion = loss on the answer only; full = whole text (notebooks)",
                           ["completion", "full"])
+    label_weight: float | None = option(None, "method lr: loss = a * (per-sequence mean over the label tokens) + (1 - a) * "
+                                              "(mean over the reason tokens), distilling step-by-step's two-task form; "
+                                              "unset = mean over all answer tokens, where one label word weighs ~1/80 "
+                                              "of the loss")
     max_tokens: int | None = option(None, "stop once this many real (non-padding) tokens were trained on")
     batch_size: int = option(8, "sequences per optimizer step (length-grouped)")
     group_by_length: bool = option(True, "batch examples of similar length together (less padding)")

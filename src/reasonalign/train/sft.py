@@ -3,6 +3,7 @@
 What makes it beat the naive TRL recipe on a small CPU budget (METHODS.md §3), each a default
 you can switch off:
 - loss on the answer only (`loss_on: completion`), projected onto the vocabulary only there;
+- for L+R, `label_weight` weighs the label against the reason as two tasks (`losses.label_reason_loss`);
 - class-balanced training subset (`train_rows`);
 - batches grouped by length, so little compute goes to padding;
 - a label-prior threshold fitted on held-out *training* rows (`calibration_rows`), saved in the
@@ -13,31 +14,42 @@ import json
 import time
 
 import torch.nn.functional as F
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback
 
-from reasonalign.core.batching import Collator, encode
+from reasonalign.core.batching import LABEL, Collator, encode
 from reasonalign.core.errors import UserError
 from reasonalign.data import split_off, stratified_sample
-from reasonalign.finetune.recipe import FinetuneRecipe
+from reasonalign.finetune.recipe import AutocastTrainer, FinetuneRecipe
+from reasonalign.losses import label_reason_loss
 from reasonalign.prompts import get_template
 from reasonalign.scoring import fit_threshold, label_logits, score_labels
 from reasonalign.tasks import task_for
 from reasonalign.train.config import TrainConfig
 
 
-class CompletionTrainer(Trainer):
-    """Cross-entropy on label tokens only, counting real (non-padding) tokens for tokens/s."""
+class CompletionTrainer(AutocastTrainer):
+    """Cross-entropy on the answer tokens only, counting real (non-padding) tokens for tokens/s.
+
+    Batches with `segments` (L+R with `--label-weight`) get the label/reason two-task loss."""
 
     real_tokens = 0
+    label_weight: float | None = None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits, targets, _ = label_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        logits, targets, keep = label_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
         if targets.numel() == 0:
             raise UserError("a training batch has no trainable label tokens (every answer was masked or truncated); "
                             "check --max-length and the template's answer part")
         self.real_tokens += int(inputs["attention_mask"].sum())
-        loss = F.cross_entropy(logits, targets, reduction="sum")
-        return loss / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
+        if self.label_weight is None:
+            loss = F.cross_entropy(logits, targets, reduction="sum")
+            return loss / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
+        token_nll = F.cross_entropy(logits, targets, reduction="none")
+        is_label = inputs["segments"][:, 1:][keep] == LABEL
+        loss = label_reason_loss(token_nll, keep.nonzero()[:, 0], is_label, keep.shape[0], self.label_weight)
+        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            loss = loss / self.current_gradient_accumulation_steps  # the Trainer divides only the other case
+        return loss
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:
@@ -101,9 +113,12 @@ class SFTRecipe(FinetuneRecipe):
         self.rows = selected if self.rows is None else self.rows
         method = None if c.method == "cot" else c.method
         special = self.task.add_special_tokens(self.template)
+        weighted = c.label_weight is not None
         return [encode(tokenizer, self.task.prompt(ex, self.template, method, tokenizer),
                        self.task.answer(ex, self.template, method), max_length=c.max_length, loss_on=c.loss_on,
-                       where=f"{self.data.path}:{ex.row}", chat=not special) for ex in self.rows]
+                       where=f"{self.data.path}:{ex.row}", chat=not special,
+                       label_text=self.template.label_part(ex.label, method) if weighted else None)
+                for ex in self.rows]
 
     def batch_size(self) -> int:
         return self.config.batch_size
@@ -111,9 +126,19 @@ class SFTRecipe(FinetuneRecipe):
     def extra_arguments(self) -> dict:
         return {"train_sampling_strategy": "group_by_length" if self.config.group_by_length else "random"}
 
+    def check(self) -> None:
+        super().check()
+        c = self.config
+        if c.label_weight is not None and (c.method != "lr" or c.loss_on != "completion"):
+            raise UserError("--label-weight weighs label and reason tokens of the answer: it needs --method lr "
+                            "and --loss-on completion")
+        if c.label_weight is not None and not 0 <= c.label_weight <= 1:
+            raise UserError(f"--label-weight {c.label_weight}: must be between 0 and 1")
+
     def trainer(self, model, args, dataset, tokenizer):
         trainer = CompletionTrainer(model=model, args=args, train_dataset=dataset,
                                     data_collator=Collator(tokenizer.pad_token_id))
+        trainer.label_weight = self.config.label_weight
         trainer.add_callback(_Clock(trainer, self.config.max_tokens))
         return trainer
 
@@ -141,7 +166,7 @@ class SFTRecipe(FinetuneRecipe):
     def summary(self) -> dict:
         c, trainer, record = self.config, self.hf_trainer, self.record()
         return {"method": c.method, "task": record["task"], "template": record["template"],
-                "loss_on": c.loss_on, "epochs": c.epochs, "train_rows": len(self.rows),
+                "loss_on": c.loss_on, "label_weight": c.label_weight, "epochs": c.epochs, "train_rows": len(self.rows),
                 "real_tokens": trainer.real_tokens, "tokens_per_s": round(trainer.real_tokens / max(self.seconds, 1e-9), 1),
                 "data": record["data"], "calibration": self.calibration_info}
 
