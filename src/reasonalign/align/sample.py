@@ -126,13 +126,10 @@ def _validate(config: SampleConfig) -> tuple[Path, Path]:
     if config.temperature < 0 or (config.temperature == 0 and config.k > 1):
         raise UserError(f"--temperature {config.temperature}: must be above 0 to draw {config.k} different "
                         "responses (0 = greedy, only with --k 1)")
-    if not 0 < config.top_p <= 1:
-        raise UserError(f"--top-p {config.top_p}: must be in (0, 1]")
-    if not config.repetition_penalty > 0:
-        raise UserError(f"--repetition-penalty {config.repetition_penalty}: must be above 0 (1.0 = off, above 1 "
-                        "discourages repeats)")
-    if config.no_repeat_ngram_size < 0:
-        raise UserError(f"--no-repeat-ngram-size {config.no_repeat_ngram_size}: must be at least 0 (0 = off)")
+    from reasonalign.core.generation import check_decoding  # heavy (torch): see sample
+
+    check_decoding(temperature=config.temperature, top_p=config.top_p, repetition_penalty=config.repetition_penalty,
+                   no_repeat_ngram_size=config.no_repeat_ngram_size)
     if config.max_new_tokens < 1 or config.batch_size < 1:
         raise UserError("--max-new-tokens and --batch-size must be at least 1")
     if (config.rows is not None and config.rows < 1) or config.skip_rows < 0:
