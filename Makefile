@@ -35,7 +35,7 @@ lint: setup  ## import-linter: packages import only downward (pyproject.toml [to
 test-fast: setup  ## the suite without the e2e tests
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-bench: models  ## training throughput (TRL vs ours) and generation speed (batched vs per-example loop)
+bench: models  ## training throughput (TRL authors'/best vs ours fp32/bf16) and generation speed (batched vs per-example loop)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/generation_speed.py
 
