@@ -131,7 +131,7 @@ def parse_predictions(texts: list[str]) -> np.ndarray:
 def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     # heavy (torch, transformers, scipy, sklearn): imported when the command runs, not when the CLI
     # imports this module for EvalConfig, so `reasonalign --help` starts in a fraction of a second
-    from reasonalign.core.precision import autocast, resolve
+    from reasonalign.core.precision import autocast, model_device, resolve
     from reasonalign.core.stats import classification_metrics
     from reasonalign.models import default_device, load_model, load_tokenizer
     from reasonalign.prompts import get_template
@@ -140,7 +140,7 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     template = get_template(config.template_name())
     method = config.method_name(config.method)
     task, dataset, examples = config.load_rows(config.seed)
-    device = str(next(model.parameters()).device) if model is not None else default_device()
+    device = model_device(model) if model is not None else default_device()
     precision = resolve(config.precision, device)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model, config.trust_remote_code)
