@@ -9,7 +9,7 @@ export REASONALIGN_CACHE ?= $(HOME)/.cache/reasonalign
 # The venv's `reasonalign` comes first, whatever else PATH holds.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup models demo test test-fast lint bench clean
+.PHONY: setup models demo results test test-fast lint browser bench clean
 
 setup: $(STAMP)
 
@@ -26,14 +26,26 @@ models: setup  ## convert the embedded GGUF once into the safetensors cache (ver
 demo: models  ## untuned vs L vs L+R: accuracy and MAR on DFAR test, full and clean (≤ 15 min on 2 CPU cores)
 	$(BIN)/reasonalign demo
 
-test: models lint  ## the layering contracts, then the whole suite (including the e2e test with the real SmolLM2)
+# Resumable: finished cells are reused, so a second run only rebuilds the table, plots, report and README block.
+results: models  ## the paper's table: reasonalign reproduce --config configs/reproduce-cpu.yaml, then the README's results
+	$(BIN)/reasonalign reproduce --config configs/reproduce-cpu.yaml --readme README.md
+
+test: models lint browser  ## the layering contracts, then the whole suite (including the e2e test with the real SmolLM2)
 	$(BIN)/python -m pytest -q
 
 lint: setup  ## import-linter: packages import only downward (pyproject.toml [tool.importlinter]), no cycles
 	$(BIN)/lint-imports --no-cache
 
-test-fast: setup  ## the suite without the e2e tests
+test-fast: setup browser  ## the suite without the e2e tests
 	$(BIN)/python -m pytest -q -m "not e2e"
+
+# Only Debian's chromium works here (Playwright's download does not); without apt (or root) this
+# prints why and goes on: tests/test_report.py then skips its browser tests.
+browser:  ## headless chromium + chromedriver for the report's browser tests (apt, once)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif ! command -v apt-get >/dev/null; then echo "browser: no apt-get here; install chromium and chromedriver yourself"; \
+	else (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver) \
+		|| echo "browser: apt-get could not install chromium chromium-driver (not root? offline?); browser tests will skip"; fi
 
 bench: models  ## training throughput (TRL authors'/best vs ours fp32/bf16) and generation speed (batched vs per-example loop)
 	$(BIN)/python benchmarks/train_throughput.py

@@ -69,6 +69,22 @@ class LabelsTask:
             return None
         return {data_name: [True] * len(rows), "dfar:test-clean": [r in clean for r in rows]}
 
+    def split_metrics(self, data_name: str, examples, gold, pred, seed: int) -> dict:
+        """Accuracy on each split `splits` reports (DFAR test: full and clean, side by side; {} otherwise):
+        the `splits` of every labels metrics.json, from eval and from the baselines alike."""
+        import numpy as np
+
+        from reasonalign.core.stats import classification_metrics  # scipy, sklearn: only when scoring
+
+        splits = self.splits(data_name, [ex.row for ex in examples])
+        pick = ("accuracy", "n", "ci95", "majority_baseline")
+        out = {}
+        for split, keep in (splits or {}).items():
+            keep = np.array(keep)
+            m = classification_metrics(np.asarray(gold)[keep], np.asarray(pred)[keep], seed=seed)
+            out[split] = {k: m[k] for k in pick}
+        return out
+
 
 @dataclass(frozen=True)
 class AnswersTask:

@@ -15,12 +15,14 @@ A recipe is plain YAML; every step is one sub-command with its options, exactly 
 
 A step runs as `reasonalign COMMAND --key value ...` (True -> `--key`, False -> `--no-key`, None ->
 left out), so the command itself checks its options. `creates` makes a rerun resume after the last
-finished step. NAME is a recipe shipped in the package (`reasonalign/recipes/NAME.yaml`, e.g. demo).
+finished step; so does `--resume`, which keeps the key of every finished command line (chained with
+the steps before it) in {output}/recipe_steps.json. NAME is a recipe shipped in the package (`reasonalign/recipes/NAME.yaml`, e.g. demo).
 The time of each step goes to {output}/recipe_summary.json. `--seeds 0,1,2` runs the whole recipe once
 per seed (its `seed` var) into {output}/seed-S and writes the mean and spread over seeds to
 {output}/results-seeds.md and .json: one seed's CI covers the test items, not the training run.
 """
 
+import hashlib
 import json
 import shlex
 import time
@@ -31,6 +33,7 @@ import yaml
 from reasonalign.core.errors import UserError
 
 BUILTIN = Path(__file__).parents[1] / "recipes"
+RESUME_FILE = "recipe_steps.json"  # the keys of the steps a `--resume` run finished in its output folder
 
 
 def register(sub) -> None:
@@ -42,6 +45,8 @@ def register(sub) -> None:
     p.add_argument("--output", help="replace the recipe's output folder")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="set a var of the recipe")
     p.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    p.add_argument("--resume", action="store_true", help="skip the steps that already finished in OUTPUT with the "
+                                                         "same command line and the same earlier steps")
     p.add_argument("--seeds", metavar="S,S,...", help="run the recipe once per seed (its `seed` var), each in "
                                                       "OUTPUT/seed-S, and report mean and spread over seeds")
     p.set_defaults(run=run)
@@ -97,7 +102,7 @@ def _typed(name: str, kind: str, text: str):
         raise UserError(f"--set {name}={text}: expected {kind}") from None
 
 
-def _fill(value, values: dict):
+def fill_vars(value, values: dict):
     """"{var}" alone -> the var's typed value; inside a longer string -> its text."""
     if not isinstance(value, str):
         return value
@@ -106,6 +111,18 @@ def _fill(value, values: dict):
     for name, v in values.items():
         value = value.replace("{" + name + "}", str(v))
     return value
+
+
+def command_line(command: str, options: dict) -> list[str]:
+    """`reasonalign` argv of a command and its options: True -> `--key`, False -> `--no-key`, None -> left out."""
+    argv = command.split()
+    for key, value in options.items():
+        flag = "--" + str(key).replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
 
 
 def load_recipe(path: Path, output: str | None = None, settings: dict | None = None) -> tuple[dict, list[dict], dict]:
@@ -119,6 +136,9 @@ def load_recipe(path: Path, output: str | None = None, settings: dict | None = N
         values[name] = _typed(name, specs[name]["type"], value) if isinstance(value, str) else value
     if output:
         values["output"] = output
+    for name, value in values.items():  # a var's value may name others, e.g. sft: "{output}/demo/lr"
+        if isinstance(value, str) and "{" in value:
+            values[name] = fill_vars(value, {k: v for k, v in values.items() if k != name})
     steps = []
     for n, step in enumerate(recipe["steps"], 1):
         if not isinstance(step, dict) or not isinstance(step.get("command"), str):
@@ -131,16 +151,10 @@ def load_recipe(path: Path, output: str | None = None, settings: dict | None = N
         options = step.get("options") or {}
         if not isinstance(options, dict):
             raise UserError(f"{path}: step {n}: `options` must be a mapping of option: value")
-        argv = step["command"].split()
-        for key, value in options.items():
-            flag, value = "--" + str(key).replace("_", "-"), _fill(value, values)
-            if isinstance(value, bool):
-                argv.append(flag if value else "--no-" + flag[2:])
-            elif value is not None:
-                argv += [flag, str(value)]
+        argv = command_line(step["command"], {key: fill_vars(value, values) for key, value in options.items()})
         creates = step.get("creates")
         steps.append({"name": step.get("name") or f"step {n}", "argv": argv,
-                      "creates": _fill(creates, values) if creates else None,
+                      "creates": fill_vars(creates, values) if creates else None,
                       "skip": step.get("if") is not None and not values[step["if"]]})
     return values, steps, recipe
 
@@ -158,7 +172,18 @@ def check_options(path, steps: list[dict]) -> None:
             raise UserError(f"{path}: step {n} ({step['name']}): unknown option(s) {' '.join(unknown)}")
 
 
-def run_recipe(file: str, *, output: str | None = None, settings: dict | None = None, dry_run: bool = False) -> int:
+def step_keys(steps: list[dict]) -> list[str]:
+    """A key per step that changes when its command line or any earlier step's changes: a resumed
+    run (`--resume`) skips a step only when it, and everything it may have read, ran as written."""
+    keys, key = [], ""
+    for step in steps:
+        key = hashlib.sha256((key + json.dumps(step["argv"])).encode()).hexdigest()[:16]
+        keys.append(key)
+    return keys
+
+
+def run_recipe(file: str, *, output: str | None = None, settings: dict | None = None, dry_run: bool = False,
+               resume: bool = False) -> int:
     from reasonalign.cli import main  # runs each step as its own command line
 
     path = recipe_path(file)
@@ -167,12 +192,17 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
     if recipe.get("table"):
         from reasonalign.cli.results import compare_pairs  # a typo in `compare` fails before step 1
 
-        compare_pairs(recipe["table"], lambda v: _fill(v, values), str(path))
+        compare_pairs(recipe["table"], lambda v: fill_vars(v, values), str(path))
     out, done = values["output"], []
-    for i, step in enumerate(steps, 1):
+    ledger_file = Path(out) / RESUME_FILE
+    ledger = json.loads(ledger_file.read_text()) if resume and ledger_file.is_file() else {}
+    for i, (step, key) in enumerate(zip(steps, step_keys(steps)), 1):
         line = "reasonalign " + shlex.join(step["argv"])
-        if step["skip"] or (step["creates"] and Path(step["creates"]).exists()):
-            why = "skipped (its `if` var is off)" if step["skip"] else f"already done ({step['creates']} exists), skipped"
+        finished = step["creates"] and Path(step["creates"]).exists()
+        if step["skip"] or finished or key in ledger:
+            why = ("skipped (its `if` var is off)" if step["skip"] else
+                   f"already done ({step['creates']} exists), skipped" if finished else
+                   "already done (--resume: the same command finished here), skipped")
             print(f"[{i}/{len(steps)}] {step['name']}: {why}")
             done.append({**step, "seconds": None, "skipped": True})
             continue
@@ -185,6 +215,10 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
         done.append({**step, "seconds": seconds, "skipped": False})
         if status:
             raise UserError(f"{file}: step {i} ({step['name']}) failed with exit status {status}")
+        if resume:
+            ledger[key] = seconds
+            Path(out).mkdir(parents=True, exist_ok=True)
+            ledger_file.write_text(json.dumps(ledger, indent=2))
         print(f"[{i}/{len(steps)}] {step['name']}: done in {seconds} s", flush=True)
     if dry_run:
         return 0
@@ -195,7 +229,7 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
     if recipe.get("table"):
         from reasonalign.cli.results import write_table
 
-        write_table(recipe["table"], values, lambda v: _fill(v, values), str(path))
+        write_table(recipe["table"], values, lambda v: fill_vars(v, values), str(path))
     print(f"recipe done in {total / 60:.1f} min -> {out}/recipe_summary.json")
     return 0
 
@@ -211,7 +245,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run_seeds(file: str, seeds: list[int], *, output: str | None = None, settings: dict | None = None,
-              dry_run: bool = False) -> int:
+              dry_run: bool = False, resume: bool = False) -> int:
     """The whole recipe once per seed, each in {output}/seed-S, then its table's cells over seeds."""
     path = recipe_path(file)
     values, _, recipe = load_recipe(path, output, settings)
@@ -221,7 +255,7 @@ def run_seeds(file: str, seeds: list[int], *, output: str | None = None, setting
     for seed in seeds:
         print(f"=== seed {seed} -> {out / f'seed-{seed}'} ===", flush=True)
         run_recipe(file, output=str(out / f"seed-{seed}"), settings={**(settings or {}), "seed": seed},
-                   dry_run=dry_run)
+                   dry_run=dry_run, resume=resume)
     if recipe.get("table") and not dry_run:
         from reasonalign.cli.results import write_seed_table
 
@@ -238,5 +272,5 @@ def run(args) -> int:
         settings[name.strip()] = value.strip()
     if args.seeds:
         return run_seeds(args.file, parse_seeds(args.seeds), output=args.output, settings=settings,
-                         dry_run=args.dry_run)
-    return run_recipe(args.file, output=args.output, settings=settings, dry_run=args.dry_run)
+                         dry_run=args.dry_run, resume=args.resume)
+    return run_recipe(args.file, output=args.output, settings=settings, dry_run=args.dry_run, resume=args.resume)

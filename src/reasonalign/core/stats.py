@@ -1,5 +1,7 @@
 """Classification metrics with honest uncertainty: n, bootstrap 95% CI, per-class scores, paired comparisons."""
 
+import warnings
+
 import numpy as np
 from scipy.stats import binomtest, bootstrap
 from sklearn.metrics import precision_recall_fscore_support
@@ -23,6 +25,26 @@ def bootstrap_ci(correct, seed: int = 0, n_boot: int = 2000) -> list[float]:
     ci = bootstrap((correct,), np.mean, n_resamples=n_boot, method="percentile", confidence_level=0.95,
                    vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
     return [float(ci.low), float(ci.high)]
+
+
+def seeds_bootstrap_ci(per_seed: list[dict], seed: int = 0, n_boot: int = 2000) -> list[float]:
+    """Percentile CI of a mean over training seeds, resampling the test items.
+
+    `per_seed` holds one {item: value} dict per seed (0/1 outcomes, or paired differences). Items
+    are resampled jointly across seeds, so an item all seeds saw (the same test set) counts once,
+    not once per seed, while items only one seed saw (a seeded subset) vary with that seed alone.
+    The interval covers the items' noise; the spread between seeds is reported apart (their SD):
+    three seeds are too few to resample. One seed = the plain percentile bootstrap."""
+    items = list(dict.fromkeys(k for d in per_seed for k in d))
+    if not items:
+        return [float("nan"), float("nan")]
+    table = np.array([[d.get(k, np.nan) for d in per_seed] for k in items], dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(items), (n_boot, len(items)))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample may miss all of a small seed's items
+        means = np.nanmean(np.nanmean(table[idx], axis=1), axis=1)
+    lo, hi = np.nanpercentile(means, [2.5, 97.5])
+    return [float(lo), float(hi)]
 
 
 def paired_comparison(correct_a, correct_b, seed: int = 0, resamples: int = 2000) -> dict:

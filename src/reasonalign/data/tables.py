@@ -151,6 +151,7 @@ def _load_dfar(split: str, method: str | None) -> Dataset:
     if split in ("train", "validation", "train-all"):
         data = read("train")
         if split == "train-all":
+            data.name = "dfar:train-all"  # run records must not call the whole file "dfar:train"
             return data
         fit, held_out = split_off(data.examples, VALIDATION_ROWS, VALIDATION_SEED)
         data.name, data.examples = f"dfar:{split}", (fit if split == "train" else held_out)

@@ -170,7 +170,7 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     seconds = time.time() - started
 
     metrics = classification_metrics(gold, pred, seed=config.seed)
-    metrics["splits"] = split_metrics(task, dataset.name, examples, gold, pred, config.seed)
+    metrics["splits"] = task.split_metrics(dataset.name, examples, gold, pred, config.seed)
     metrics.update(extra, data=dataset.name, data_sha256=dataset.sha256, model=config.model, adapter=config.adapter,
                    template=template.name, method=method, scoring=config.scoring, precision=precision,
                    seconds=round(seconds, 1),
@@ -182,22 +182,6 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
         {"row": ex.row, "statement": ex.statement, "gold": int(ex.label), "pred": int(p),
          "correct": bool(p == ex.label), **item} for ex, p, item in zip(examples, pred, per_item)])
     return metrics
-
-
-def split_metrics(task, name: str, examples, gold, pred, seed: int) -> dict:
-    """Accuracy on each split the task reports (DFAR test: full and clean, side by side; {} otherwise)."""
-    from reasonalign.core.stats import classification_metrics  # heavy: see evaluate
-
-    splits = task.splits(name, [ex.row for ex in examples])
-    if splits is None:
-        return {}
-    pick = ("accuracy", "n", "ci95", "majority_baseline")
-    out = {}
-    for split, keep in splits.items():
-        keep = np.array(keep)
-        m = classification_metrics(gold[keep], pred[keep], seed=seed)
-        out[split] = {k: m[k] for k in pick}
-    return out
 
 
 def headline(m: dict, config: EvalConfig) -> str:

