@@ -75,9 +75,12 @@ def _reasons_folder(folder: Path, dataset: str, seed: int) -> list[dict]:
                             "output": f" {verdict}. {reason}", "verdict": verdict, "reason": reason})
     write_jsonl(folder / "judgements.jsonl", judgements)
     write_jsonl(folder / "generations.jsonl", generations)
-    _json(folder / "metrics.json", {"judge": "reference", "mar": 0.5, "n": 4})
+    _json(folder / "metrics.json", {"judge": "reference", "mar": 0.5, "n": 4,
+                                    "data": "dfar:test" if dataset == "dfar" else "ethos:comments.csv"})
+    # DFAR test rows 0 and 1 repeat training statements, 2 and 3 are in the clean split
     return [{"statement": j["statement"], "reason": j["reason"], "gold_reason": g["gold_reason"] or "",
-             "right": j["verdict"] == j["gold"], "aligned": j["judges"]["reference"]["aligned"]}
+             "right": j["verdict"] == j["gold"], "aligned": j["judges"]["reference"]["aligned"],
+             "clean": dataset == "dfar" and j["row"] >= 2}
             for j, g in zip(judgements, generations)]
 
 
@@ -280,6 +283,9 @@ def test_reason_filters_search_and_count(browser, report):
 
     everyone = [r for rs in reasons.values() for r in rs]
     browser.find_element(By.ID, "reasons-reset").click()
+    _choose(browser, "split", "clean")  # DFAR test's clean part: rows not repeated from training
+    assert 0 < len(_visible_rows(browser)) == sum(r["clean"] for r in everyone) < total
+    _choose(browser, "split", "")
     for value, keep in (("right", lambda r: r["right"]), ("wrong", lambda r: not r["right"])):
         _choose(browser, "correct", value)
         assert len(_visible_rows(browser)) == sum(map(keep, everyone)), value

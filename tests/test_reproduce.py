@@ -88,6 +88,7 @@ def test_reproduce_resumes_after_a_kill_and_a_second_run_recomputes_nothing(tiny
     assert list((out / "plots").glob("*.png")) and list((out / "plots").glob("*.svg"))
     md = (out / "results.md").read_text()
     assert "| L+R | 16 | 0 |" in md and "89.4 / 82.2" in md and "| L+R − L |" in md
+    assert "MAR judge: reference ref1-" in md
 
     # 3. a second run recomputes nothing
     r = cli("reproduce", "--config", config)
@@ -183,3 +184,19 @@ def test_readme_block_is_replaced_and_a_missing_block_is_an_error(tmp_path):
     readme.write_text("no block")
     with pytest.raises(UserError, match="no <!-- reproduce:begin -->"):
         update_readme(readme, "x")
+
+
+def test_shipped_reproduce_configs_plan_every_cell(tmp_path):
+    """configs/reproduce-*.yaml: every cell's recipe, var and option exists (a dry run plans them all)."""
+    from pathlib import Path
+
+    from conftest import write_rows
+
+    ethos = write_rows(tmp_path / "ethos.csv")  # the real ETHOS copy is GPL and not in the repository
+    for config in sorted(Path(__file__).parents[1].glob("configs/reproduce-*.yaml")):
+        r = cli("reproduce", "--config", str(config), "--dry-run", "--set", f"ethos={ethos}",
+                "--output", str(tmp_path / config.stem))
+        assert r.returncode == 0, (config, r.stderr)
+        cells = [line for line in r.stdout.splitlines() if ": to run -> " in line]
+        assert len(cells) >= 6, r.stdout
+    assert not any((tmp_path / c.stem).exists() for c in Path(__file__).parents[1].glob("configs/reproduce-*.yaml"))

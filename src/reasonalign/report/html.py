@@ -34,7 +34,8 @@ def write_report(results: dict, root: Path, plots: dict[str, list[str]]) -> Path
         comparisons=results.get("comparisons") or [], cells=results.get("cells") or [],
         column_names={c["key"]: c.get("name", c["key"]) for c in results.get("columns") or []},
         plots=_embedded(root, plots), reasons=reasons,
-        options={name: list(dict.fromkeys(r[name] for r in reasons)) for name in ("method", "seed", "dataset")})
+        options={name: list(dict.fromkeys(r[name] for r in reasons)) for name in ("method", "seed", "dataset",
+                                                                                     "split")})
     path = root / "report.html"
     path.write_text(html, encoding="utf-8")
     return path
@@ -45,9 +46,12 @@ def reason_rows(results: dict, root: Path) -> list[dict]:
     rows = []
     for source in sources(results, "reasons"):
         folder = root / source["folder"]
-        headline = read_json(folder / "metrics.json").get("judge")
+        metrics = read_json(folder / "metrics.json")
+        headline = metrics.get("judge")
         gold_reasons = {g.get("row"): g.get("gold_reason") for g in read_records(folder / "generations.jsonl")}
-        for item in read_records(folder / "judgements.jsonl"):
+        items = read_records(folder / "judgements.jsonl")
+        split = _split_of(metrics.get("data"), [item.get("row") for item in items])
+        for item in items:
             judges = item.get("judges") or {}
             judge = headline if headline in judges else next(iter(judges), None)
             rating = judges.get(judge) or {}
@@ -60,9 +64,18 @@ def reason_rows(results: dict, root: Path) -> list[dict]:
                 else "wrong",
                 "judge": judge, "aligned": {True: "aligned", False: "misaligned"}.get(aligned, "unrated"),
                 "criteria": rating.get("criteria") or [], "reason": item.get("reason"),
-                "gold_reason": gold_reasons.get(item.get("row")),
+                "gold_reason": gold_reasons.get(item.get("row")), "split": split.get(item.get("row"), "all"),
             })
     return rows
+
+
+def _split_of(data: str | None, rows: list) -> dict:
+    """row -> "clean" / "repeated from train" for DFAR test (its reported clean split); {} for other data."""
+    from reasonalign.tasks import task_for  # loads DFAR test-clean only when a report has DFAR reasons
+
+    splits = (task_for(data).splits(data, rows) or {}) if data else {}
+    clean = splits.get("dfar:test-clean")
+    return {} if clean is None else {r: "clean" if k else "repeated from train" for r, k in zip(rows, clean)}
 
 
 def _embedded(root: Path, plots: dict[str, list[str]]) -> list[dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from reasonalign.core.files import read_jsonl
-from reasonalign.core.stats import paired_comparison, seeds_bootstrap_ci
+from reasonalign.core.stats import paired_comparison, seeds_bootstrap_ci, wilson_interval
 from reasonalign.tasks import task_for
 
 SOURCE_KINDS = {"eval": "accuracy", "eval-validation": "validation", "eval-reasons": "reasons"}
@@ -53,10 +53,17 @@ def item_outcomes(folder: Path, column: dict) -> dict[int, bool] | None:
 
 
 def _cell(per_seed: dict[int, dict[int, bool]], seed: int) -> dict:
-    """Mean over seeds of each seed's share; CI over the test items (`seeds_bootstrap_ci`)."""
+    """Mean over seeds of each seed's share; CI over the test items (`seeds_bootstrap_ci`).
+
+    Where every outcome is the same (a MAR of 100%) a percentile bootstrap collapses to a point,
+    claiming a certainty n items cannot give: there the Wilson interval on the distinct items."""
     shares = [float(np.mean(list(o.values()))) for o in per_seed.values()]
     sizes = [len(o) for o in per_seed.values()]
-    return {"value": float(np.mean(shares)), "ci95": seeds_bootstrap_ci(list(per_seed.values()), seed),
+    items = {row for o in per_seed.values() for row in o}
+    value = float(np.mean(shares))
+    constant = len({v for o in per_seed.values() for v in o.values()}) == 1
+    return {"value": value, "ci95": wilson_interval(round(value * len(items)), len(items)) if constant
+            else seeds_bootstrap_ci(list(per_seed.values()), seed),
             "n": sizes[0] if len(set(sizes)) == 1 else sizes,
             "seeds": list(per_seed), "per_seed": shares,
             "sd": float(np.std(shares, ddof=1)) if len(shares) > 1 else None}
@@ -75,7 +82,10 @@ def build_rows(rows: list[dict], columns: list[dict], seed: int = 0) -> tuple[li
                     per_seed[s] = found
                     outcomes[(row["method"], column["key"], s)] = found
             if per_seed:
+                first = next(iter(per_seed))
                 cells[column["key"]] = {**_cell(per_seed, seed), "paper": (row.get("paper") or {}).get(column["key"]),
+                                        "majority": _majority(Path(row["folders"][column["dataset"]][first]),
+                                                              column, set(per_seed[first])),
                                         "split": (row.get("splits") or {}).get(column["dataset"], column["split"]),
                                         "judge": _judge(row, column, per_seed) if column["metric"] == "mar" else None}
         table.append({"method": row["method"], "kind": row["kind"], "train_rows": _train_rows(row), "cells": cells})
@@ -88,14 +98,23 @@ def _judge(row: dict, column: dict, per_seed: dict) -> str | None:
     return f"{metrics.get('judge')} {metrics.get('judge_version', '')}".strip() if metrics.get("judge") else None
 
 
-def _train_rows(row: dict) -> int | None:
-    """Training rows of the method's DFAR model (None: untuned), from its train_summary.json."""
+def _train_rows(row: dict) -> int | str | None:
+    """What the method's DFAR model was trained on (None: untuned): rows (train, baselines) or groups (align)."""
     for folders in row["folders"].values():
         for folder in folders.values():
-            summary = _read(Path(folder) / "train_summary.json") or _read(Path(folder) / "align_summary.json")
-            if summary:
-                return summary.get("train_rows") or summary.get("groups") or summary.get("rows")
+            if summary := _read(Path(folder) / "train_summary.json"):
+                return summary.get("train_rows")
+            if summary := _read(Path(folder) / "align_summary.json"):
+                return f"{summary['groups']['used']} groups"
     return None
+
+
+def _majority(folder: Path, column: dict, rows: set) -> float | None:
+    """Share of the commoner label among the column's items (accuracy columns only)."""
+    if column["metric"] != "accuracy":
+        return None
+    gold = [r["gold"] for _, r in read_jsonl(folder / column["run"] / "predictions.jsonl") if r["row"] in rows]
+    return max(np.mean(gold), 1 - np.mean(gold)) if gold else None
 
 
 def compare(pairs: list[list[str]], columns: list[dict], outcomes: dict, seed: int = 0) -> list[dict]:
@@ -158,10 +177,21 @@ def markdown(results: dict) -> str:
             if c in has_paper:
                 line.append((cell or {}).get("paper") or "—")
         lines.append("| " + " | ".join(line) + " |")
+    majority = ["majority class", "—", "—"]
+    for c in columns:  # from the first row scored on the column's own split (not a held-out one)
+        share = next((cell["majority"] for r in rows if (cell := r["cells"].get(c["key"]))
+                      and cell.get("majority") is not None and cell["split"] == c["split"]), None)
+        majority += [_pct(share) if share is not None else "—"] + (["—"] if c in has_paper else [])
+    lines.append("| " + " | ".join(majority) + " |")
+    judges = sorted({cell["judge"] for r in rows for cell in r["cells"].values() if cell.get("judge")})
+    if judges:
+        lines += ["", f"MAR judge: {', '.join(judges)}. Splits: validation = held-out training rows, full = the "
+                      f"whole test set, clean = its rows not repeated from training, held-out = a seeded split of "
+                      f"the dataset itself."]
     names = {c["key"]: f"{c['name']} ({c['split']})" for c in columns}
     if results["comparisons"]:
-        lines += ["", "Paired differences, B − A, in points (mean over the seeds both have; 95% CI over items "
-                      "resampled within each seed; exact McNemar p per seed):", "",
+        lines += ["", "Paired differences, B − A, in points (mean over the seeds both have; 95% CI over the items, "
+                      "resampled jointly across seeds; exact McNemar p per seed):", "",
                   "| B − A | column | difference [95% CI] | n | McNemar p per seed |", "|---|---|---|---|---|"]
         for c in results["comparisons"]:
             lo, hi = c["ci95"]
