@@ -129,7 +129,7 @@ def test_bad_configs_are_one_line_errors_and_write_nothing(tiny_model, tmp_path,
 def _eval_folder(folder, correct: dict, data="dfar:validation"):
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps({"data": data}))
-    (folder / "predictions.jsonl").write_text("".join(json.dumps({"row": r, "correct": c}) + "\n"
+    (folder / "predictions.jsonl").write_text("".join(json.dumps({"row": r, "gold": int(r == 1), "correct": c}) + "\n"
                                                       for r, c in correct.items()))
 
 
@@ -150,6 +150,7 @@ def test_table_cells_are_means_over_seeds_and_differences_are_paired(tmp_path):
     assert cell["value"] == pytest.approx((0.5 + 0.25) / 2) and cell["per_seed"] == [0.5, 0.25]
     assert cell["sd"] == pytest.approx(np.std([0.5, 0.25], ddof=1)) and cell["n"] == 4 and cell["seeds"] == [0, 1]
     assert cell["ci95"][0] <= cell["value"] <= cell["ci95"][1]
+    assert cell["majority"] == pytest.approx(0.75)  # gold: 1 unethical of 4
     (diff,) = compare([["A", "B"]], columns, outcomes)
     # seed 0: B right on item 3 only -> +0.25; seed 1: B right on 2, 3, 4 -> +0.75
     assert diff["difference"] == pytest.approx(0.5) and [p["difference"] for p in diff["per_seed"]] == [0.25, 0.75]
@@ -200,3 +201,15 @@ def test_shipped_reproduce_configs_plan_every_cell(tmp_path):
         cells = [line for line in r.stdout.splitlines() if ": to run -> " in line]
         assert len(cells) >= 6, r.stdout
     assert not any((tmp_path / c.stem).exists() for c in Path(__file__).parents[1].glob("configs/reproduce-*.yaml"))
+
+
+def test_a_cell_where_every_outcome_is_the_same_gets_a_wilson_interval(tmp_path):
+    """A percentile bootstrap of all-ones is [1, 1]: 96 items cannot show that; Wilson (k=n) can."""
+    from reasonalign.core.stats import wilson_interval
+    from reasonalign.report.table import build_rows
+
+    _eval_folder(tmp_path / "m" / "eval", {r: True for r in range(96)})
+    columns = [{"key": "acc", "name": "acc", "dataset": "dfar", "run": "eval", "metric": "accuracy", "split": "full"}]
+    table, _ = build_rows([{"method": "M", "kind": "baseline", "folders": {"dfar": {0: str(tmp_path / "m")}}}], columns)
+    cell = table[0]["cells"]["acc"]
+    assert cell["value"] == 1.0 and cell["ci95"] == wilson_interval(96, 96) and cell["ci95"][0] < 0.97
