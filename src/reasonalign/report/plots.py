@@ -32,8 +32,10 @@ PLOTS = {
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3, "axes.axisbelow": True,
          "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 8, "legend.frameon": False,
          "svg.hashsalt": "reasonalign-report", "svg.fonttype": "path"}
+# matplotlib's tab20: a reproduce table has up to ~15 methods, and no two may share a colour
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf"]
+           "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
+           "#dbdb8d", "#9edae5"]
 PAPER_MARKERS = ["^", "v", "D", "s"]
 
 
@@ -188,7 +190,8 @@ def _loss(results: dict, root: Path):
     rows = {row["method"]: row.get("train_rows") for row in results.get("rows", [])}
     for source, log in curves:
         method, seed = source["method"], source.get("seed", 0)
-        n = f", {rows[method]} rows" if rows.get(method) else ""
+        n = rows.get(method)
+        n = "" if not n else f", {n} rows" if isinstance(n, int) else f", {n}"  # "119 groups" for alignment
         ax.plot([p["step"] for p in log], [p["loss"] for p in log], styles[all_seeds.index(seed) % len(styles)],
                 color=_colour(results, method), label=f"{method}, seed {seed}{n}", linewidth=1.2)
     ax.set_xlabel("optimizer step")
