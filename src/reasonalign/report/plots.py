@@ -297,9 +297,14 @@ def _probabilities(metrics: dict, predictions: list[dict]) -> list[tuple[float, 
 
 
 def _reliability(results: dict, root: Path):
-    """Observed share unethical per 10 equal-width bins of P(unethical), per method (first seed)."""
+    """Observed share unethical per 10 equal-width bins of P(unethical), per method (first seed).
+
+    The language models' log-likelihood classifiers, and the baselines only when there is no
+    language model: fifteen lines on one plot read as none."""
     lines = []
-    for source in first_seed(results, "accuracy", "dfar"):
+    found = first_seed(results, "accuracy", "dfar")
+    generative = [s for s in found if kind_of(results, s["method"]) == "generative"]
+    for source in generative or found:
         folder = root / source["folder"]
         pairs = _probabilities(read_json(folder / "metrics.json"), read_records(folder / "predictions.jsonl"))
         if pairs:
