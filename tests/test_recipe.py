@@ -71,3 +71,16 @@ def test_shipped_recipes_parse_and_name_real_options(tmp_path):
         r = cli("recipe", str(recipe), "--dry-run", "--output", str(tmp_path / recipe.stem))
         assert r.returncode == 0, (recipe, r.stderr)
         assert r.stdout.count("reasonalign ") >= (1 if "command: demo" in recipe.read_text() else 5)
+
+
+def test_resume_keys_change_with_the_step_and_every_step_after_it():
+    """`--resume` skips a step only when it and every earlier step ran with the same command line."""
+    from reasonalign.cli.recipe import step_keys
+
+    steps = [{"argv": ["train", "--lr", "1e-3"]}, {"argv": ["eval", "--adapter", "x"]}, {"argv": ["eval", "--rows", "9"]}]
+    changed = [{"argv": ["train", "--lr", "2e-3"]}, *steps[1:]]
+    last_changed = [*steps[:2], {"argv": ["eval", "--rows", "8"]}]
+    keys, after_first, after_last = step_keys(steps), step_keys(changed), step_keys(last_changed)
+    assert len(set(keys)) == 3 and keys == step_keys(steps)
+    assert all(a != b for a, b in zip(keys, after_first))  # the eval steps read what train wrote
+    assert after_last[:2] == keys[:2] and after_last[2] != keys[2]

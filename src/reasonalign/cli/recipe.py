@@ -16,7 +16,8 @@ A recipe is plain YAML; every step is one sub-command with its options, exactly 
 A step runs as `reasonalign COMMAND --key value ...` (True -> `--key`, False -> `--no-key`, None ->
 left out), so the command itself checks its options. `creates` makes a rerun resume after the last
 finished step; so does `--resume`, which keeps the key of every finished command line (chained with
-the steps before it) in {output}/recipe_steps.json. NAME is a recipe shipped in the package (`reasonalign/recipes/NAME.yaml`, e.g. demo).
+the steps before it) in {output}/recipe_steps.json. NAME is a recipe shipped in the package
+(`reasonalign/recipes/NAME.yaml`, e.g. demo).
 The time of each step goes to {output}/recipe_summary.json. `--seeds 0,1,2` runs the whole recipe once
 per seed (its `seed` var) into {output}/seed-S and writes the mean and spread over seeds to
 {output}/results-seeds.md and .json: one seed's CI covers the test items, not the training run.
