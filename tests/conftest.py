@@ -81,6 +81,25 @@ def cli(*args, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([*COMMAND, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def headless_chromium(width: int = 1200, height: int = 1000):
+    """Debian's chromium driven by Selenium, with the browser console log kept; skips the test when
+    chromium or chromedriver is not installed (`make browser` installs both)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("chromium/chromedriver not installed: `make browser` installs them (apt)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+
+
 def write_rows(path: Path, n_per_class: int = 12, seed: int = 0) -> Path:
     """A balanced DFAR-style CSV with reasons (2 * n_per_class rows)."""
     rows = [(s, 0, f"Doing this is kind and harms nobody: {s.lower()}") for s in ETHICAL[:n_per_class]]

@@ -19,7 +19,8 @@ def test_import_contracts_are_kept():
 def test_cli_help_imports_no_heavy_library():
     """Function-local imports exist for this: building every command's --help loads no torch, scipy, sklearn."""
     code = ("import sys; from reasonalign.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'scipy', 'sklearn', 'sentence_transformers') "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'scipy', 'sklearn', 'sentence_transformers', "
+            "'flask', 'waitress') "
             "if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import headless_chromium
 from reasonalign.core.files import write_jsonl
 from reasonalign.report.html import write_report
 from reasonalign.report.plots import PLOTS, write_plots
@@ -24,7 +25,6 @@ STATEMENTS = [SCRIPT, IMG, "I brought food to the starving dog.", 'He said "go a
 GENERATIVE = ["untuned", "L (labels)", "L+R (labels + reasons)", "L+R+AFT"]
 BASELINE = "tf-idf logistic regression"
 SEEDS = [0, 1]
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 def _json(path: Path, data: dict) -> None:
@@ -213,18 +213,8 @@ def test_data_is_escaped_and_the_page_is_self_contained(report):
 
 @pytest.fixture(scope="module")
 def browser(report):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("chromium/chromedriver not installed: `make browser` installs them (apt)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    options.binary_location = str(CHROMIUM)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     started = time.monotonic()
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver = headless_chromium(1400, 1000)
     driver.get(report[1].resolve().as_uri())
     print(f"chromium started and loaded the report in {time.monotonic() - started:.1f} s")
     yield driver

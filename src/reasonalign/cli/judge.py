@@ -5,14 +5,13 @@ run it on your own labelled data with reasons to get the threshold for that data
 JSON record to `ReferenceJudge(calibration=...)`.
 """
 
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from reasonalign.core import config as cfg
 from reasonalign.core.config import option
 from reasonalign.core.errors import UserError
+from reasonalign.core.files import write_json
 from reasonalign.core.verdict import LABELS
 
 
@@ -83,8 +82,5 @@ def run_calibrate(args) -> int:
         print(f"  {label:<18} {record[key]}")
     print(f"  {'method':<18} {record['method'].split(';')[0]}")
     if config.output:
-        out = Path(config.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        print(f"-> {out}")
+        print(f"-> {write_json(config.output, record)}")
     return 0

@@ -47,6 +47,16 @@ def write_jsonl(path, records) -> None:
     os.replace(tmp, path)
 
 
+def write_json(path, data) -> Path:
+    """`data` as indented JSON (folders made, written atomically); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def cache_dir() -> Path:
     """Converted models, the precision probe and other caches (REASONALIGN_CACHE overrides)."""
     if os.environ.get("REASONALIGN_CACHE"):

@@ -104,13 +104,11 @@ NO_GOLD_REASONS = ("this data has no human reasons: the reference judge uses onl
 
 
 @dataclass
-class ReasonsConfig(GenerateConfig):
-    output: str = option("runs/eval-reasons", "folder for metrics.json, judgements.jsonl (and generations.jsonl)")
-    generations: str | None = option(None, "judge this generations.jsonl (from `reasonalign generate`) instead of "
-                                           "generating; with --export-ratings, several comma-separated files")
+class JudgeOptions:
+    """The automatic judges' options: shared by `eval --task reasons` and `annotate stats`."""
+
     judge: str = option("reference", "reference, llm or human; several comma-separated (e.g. reference,llm) are "
                                      "each reported, with their agreement (kappa)")
-    vote: bool = option(False, "headline MAR = majority vote of the judges (ties count as misaligned)")
     similarity_threshold: float | None = option(None, "reference judge: cosine threshold (default 0.37, chosen on "
                                                       "DFAR train; see ReferenceJudgeConfig)")
     judge_url: str | None = option(None, "llm judge: OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000")
@@ -122,8 +120,16 @@ class ReasonsConfig(GenerateConfig):
     judge_retries: int = option(3, "llm judge: retries with exponential backoff on timeouts, 429 and 5xx")
     judge_cache: str | None = option(None, "llm judge: answer cache folder (default: OUTPUT/judge-cache); a rerun "
                                            "resumes from it")
+
+
+@dataclass
+class ReasonsConfig(JudgeOptions, GenerateConfig):
+    output: str = option("runs/eval-reasons", "folder for metrics.json, judgements.jsonl (and generations.jsonl)")
+    generations: str | None = option(None, "judge this generations.jsonl (from `reasonalign generate`) instead of "
+                                           "generating; with --export-ratings, several comma-separated files")
+    vote: bool = option(False, "headline MAR = majority vote of the judges (ties count as misaligned)")
     ratings: str | None = option(None, "human judge: filled rating sheet(s) (item_id, [rater,] aligned), "
-                                       "comma-separated")
+                                       "comma-separated, or a study (.sqlite) from `reasonalign annotate`")
     export_ratings: str | None = option(None, "human judge: write a blinded, shuffled rating sheet (and its key) "
                                               "here and stop")
 
@@ -157,14 +163,14 @@ def judge_items(records: list[dict]):
                       verdict=None if r["verdict"] is None else LABELS.index(r["verdict"])) for r in records]
 
 
-def judge_names(config: ReasonsConfig) -> list[str]:
+def judge_names(config: JudgeOptions) -> list[str]:
     names = [j.strip() for j in config.judge.split(",") if j.strip()]
     if not names or any(j not in JUDGES for j in names):
         raise UserError(f"--judge {config.judge!r}: choose from {', '.join(JUDGES)} (comma-separated)")
     return names
 
 
-def build_judges(config: ReasonsConfig, out: Path) -> list:
+def build_judges(config: JudgeOptions, out: Path, trust_remote_code: bool = False) -> list:
     """The requested judges other than `human` (human ratings are read, not computed)."""
     # heavy: see generate
     from reasonalign.judges import HFBackend, HTTPBackend, LLMJudge, ReferenceJudge, ReferenceJudgeConfig
@@ -188,18 +194,28 @@ def build_judges(config: ReasonsConfig, out: Path) -> list:
                 else:
                     from reasonalign.models import load_model, load_tokenizer
 
-                    backend = HFBackend(load_model(model, trust_remote_code=config.trust_remote_code),
-                                        load_tokenizer(model, config.trust_remote_code))
+                    backend = HFBackend(load_model(model, trust_remote_code=trust_remote_code),
+                                        load_tokenizer(model, trust_remote_code))
                 judges.append(LLMJudge(backend, cache_dir=cache))
     return judges
 
 
 def _ratings(config: ReasonsConfig):
+    """(ratings, key) from filled sheets (key: the first sheet's key file, if there) or from a study."""
     from reasonalign.judges import import_ratings  # heavy: see generate
+    from reasonalign.judges.human import key_path_for
+    from reasonalign.judges.study import read_study_ratings
 
     if not config.ratings:
-        raise UserError("--judge human needs --ratings FILLED.csv (export a sheet first with --export-ratings)")
-    return [r for path in config.ratings.split(",") for r in import_ratings(path.strip())]
+        raise UserError("--judge human needs --ratings FILLED.csv or STUDY.sqlite (export a sheet with "
+                        "--export-ratings, or run a study with `reasonalign annotate`)")
+    paths = [p.strip() for p in config.ratings.split(",") if p.strip()]
+    if any(Path(p).suffix in (".sqlite", ".sqlite3", ".db") for p in paths):
+        if len(paths) > 1:
+            raise UserError(f"--ratings {config.ratings}: a study (.sqlite) holds all its raters; give it alone")
+        return read_study_ratings(paths[0])
+    key = key_path_for(paths[0])
+    return [r for path in paths for r in import_ratings(path)], key if key.is_file() else None
 
 
 # ---------------------------------------------------------------- recipe
@@ -208,7 +224,7 @@ def _ratings(config: ReasonsConfig):
 def evaluate_reasons(config: ReasonsConfig) -> dict:
     # heavy: see generate
     from reasonalign.judges import VotingJudge, agreement, export_for_raters, human_mar, misalignment_rate
-    from reasonalign.judges.human import key_path_for, ratings_by_rater
+    from reasonalign.judges.human import ratings_by_rater
 
     out = Path(config.output)
     if config.export_ratings:
@@ -236,7 +252,7 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
     data = _data_name(config)
     gold_reasons = sum(it.gold_reason is not None for it in items)
 
-    judges = build_judges(config, out)
+    judges = build_judges(config, out, config.trust_remote_code)
     results = {}  # judge name -> judgements
     judge_precision = None
     for judge in judges:
@@ -255,9 +271,8 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
             f"{len(items) - gold_reasons} item(s) have no human reason: low_similarity is not applied to them")
 
     if "human" in judge_names(config):
-        ratings = _ratings(config)
-        key = key_path_for(config.ratings.split(",")[0].strip())
-        metrics["human"] = human_mar(ratings, key if key.is_file() else None)
+        ratings, key = _ratings(config)
+        metrics["human"] = human_mar(ratings, key)
         per_rater = ratings_by_rater(ratings)
         if len(per_rater) > 1:
             metrics["human"]["agreement"] = agreement(per_rater)

@@ -25,27 +25,48 @@ def key_path_for(path: str | Path) -> Path:
     return path.with_name(path.stem + ".key.csv")
 
 
-def export_for_raters(items_by_model: dict[str, list[JudgeItem]], path: str | Path, seed: int) -> Path:
-    """Write the rater sheet at `path` and the un-blinding key next to it; returns the key path.
+def blind(items_by_model: dict[str, list[JudgeItem]], seed: int) -> list[tuple[str, str, JudgeItem]]:
+    """[(blinded id, model, item)] in a seeded random order mixing all models.
 
-    Blinded ids (`r0001`, ...) are assigned after shuffling, so neither the id nor the row
-    order reveals the model. `gold_label` is written as its word for the raters' benefit and
-    `aligned` is left empty for them to fill with yes/no.
+    Blinded ids (`r0001`, ...) are assigned after shuffling, so neither the id nor the order
+    reveals the model. Shared by the rating sheet and the annotation study (`judges.study`).
     """
     rows = [(model, it) for model in sorted(items_by_model) for it in items_by_model[model]]
     random.Random(seed).shuffle(rows)
     width = max(4, len(str(len(rows))))
-    path, key = Path(path), key_path_for(path)
+    return [(f"r{n:0{width}d}", model, it) for n, (model, it) in enumerate(rows, 1)]
+
+
+def write_sheet(path: str | Path, rows: list[dict], key: dict[str, tuple[str, str]], extra: tuple[str, ...] = ()) -> Path:
+    """A rater sheet (`COLUMNS` + `extra`) at `path` and its un-blinding key beside it; returns the key path.
+
+    `rows` hold the sheet's columns (missing ones are left empty); `key` maps blinded id ->
+    (model, source item id).
+    """
+    path, key_path = Path(path), key_path_for(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as sheet, key.open("w", newline="", encoding="utf-8") as keyf:
-        out, kout = csv.writer(sheet), csv.writer(keyf)
-        out.writerow(COLUMNS)
+    with path.open("w", newline="", encoding="utf-8") as sheet, key_path.open("w", newline="", encoding="utf-8") as kf:
+        out = csv.DictWriter(sheet, fieldnames=COLUMNS + list(extra), restval="")
+        out.writeheader()
+        out.writerows(rows)
+        kout = csv.writer(kf)
         kout.writerow(KEY_COLUMNS)
-        for n, (model, it) in enumerate(rows, 1):
-            blind = f"r{n:0{width}d}"
-            out.writerow([blind, it.statement, it.reason, LABELS[it.gold_label], it.gold_reason or "", ""])
-            kout.writerow([blind, model, it.item_id])
-    return key
+        kout.writerows([blind_id, *key[blind_id]] for blind_id in dict.fromkeys(r["item_id"] for r in rows))
+    return key_path
+
+
+def export_for_raters(items_by_model: dict[str, list[JudgeItem]], path: str | Path, seed: int) -> Path:
+    """Write the rater sheet at `path` and the un-blinding key next to it; returns the key path.
+
+    `gold_label` is written as its word for the raters' benefit and `aligned` is left empty for
+    them to fill with yes/no.
+    """
+    rows, key = [], {}
+    for blind_id, model, it in blind(items_by_model, seed):
+        rows.append({"item_id": blind_id, "statement": it.statement, "reason": it.reason,
+                     "gold_label": LABELS[it.gold_label], "gold_reason": it.gold_reason or "", "aligned": ""})
+        key[blind_id] = (model, it.item_id)
+    return write_sheet(path, rows, key)
 
 
 def import_ratings(path: str | Path) -> list[tuple[str, str, bool]]:
@@ -103,8 +124,9 @@ def read_key(path: str | Path) -> dict[str, tuple[str, str]]:
         return {r["item_id"]: (r["model"], r["source_item_id"]) for r in csv.DictReader(f)}
 
 
-def human_mar(ratings: list[tuple[str, str, bool]], key_path: str | Path | None = None) -> dict:
-    """MAR per rater and pooled over all ratings; per model as well when the key is given.
+def human_mar(ratings: list[tuple[str, str, bool]], key: str | Path | dict | None = None) -> dict:
+    """MAR per rater and pooled over all ratings; per model as well when the key (a key file or
+    its `read_key` mapping) is given.
 
     Pooled = every (item, rater) rating counts once, so an item rated by three raters weighs
     three times; per-model MARs pool the raters the same way.
@@ -114,11 +136,12 @@ def human_mar(ratings: list[tuple[str, str, bool]], key_path: str | Path | None 
         "pooled": misalignment_rate([j for js in per_rater.values() for j in js]),
         "per_rater": {r: misalignment_rate(js) for r, js in sorted(per_rater.items())},
     }
-    if key_path is not None:
-        key = read_key(key_path)
+    if key is not None:
+        where = "the study" if isinstance(key, dict) else key
+        key = key if isinstance(key, dict) else read_key(key)
         unknown = sorted({i for i, _, _ in ratings} - key.keys())
         if unknown:
-            raise UserError(f"{key_path}: {len(unknown)} rated item(s) not in the key, e.g. {unknown[0]}")
+            raise UserError(f"{where}: {len(unknown)} rated item(s) not in the key, e.g. {unknown[0]}")
         by_model: dict[str, list[Judgement]] = {}
         for js in per_rater.values():
             for j in js:
