@@ -165,6 +165,7 @@ def _with_adapter(model, adapter: str):
 
 
 def default_device() -> str:
-    import torch
+    """cuda or cpu; under a launcher with GPUs, this process's own GPU (core.distributed)."""
+    from reasonalign.core.distributed import device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return device()

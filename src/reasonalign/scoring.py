@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from reasonalign.core.batching import IGNORE, Collator
+from reasonalign.core.distributed import is_main, map_chunks
 from reasonalign.data.groups import GroupCollator, batches
 from reasonalign.losses import ordering_stats, pairs_from_ranks
 
@@ -76,7 +77,25 @@ def _hidden(decoder, input_ids, attention_mask, shared_prefix: int):
 
 
 def label_logits(model, input_ids, attention_mask, labels, shared_prefix: int = 0):
-    """(logits [M, V] in fp32, targets [M], keep [B, T-1]) for the M label positions."""
+    """(logits [M, V] in fp32, targets [M], keep [B, T-1]) for the M label positions.
+
+    A model wrapped for distributed training (DDP, FSDP, DeepSpeed: the wrapped model is
+    `.module`) is called through its wrapper, whose forward sets up the gradient sync."""
+    inner = getattr(model, "module", None)
+    if inner is None:
+        return _label_logits(model, input_ids, attention_mask, labels, shared_prefix)
+    saved = inner.__dict__.get("forward")  # accelerate may have put its own forward on the instance
+    inner.forward = lambda *args: _label_logits(inner, *args)
+    try:
+        return model(input_ids, attention_mask, labels, shared_prefix)
+    finally:
+        if saved is None:
+            del inner.forward
+        else:
+            inner.forward = saved
+
+
+def _label_logits(model, input_ids, attention_mask, labels, shared_prefix: int):
     targets = labels[:, 1:]
     keep = targets != IGNORE
     if fast_path_ok(model):
@@ -124,17 +143,23 @@ def score_labels(model, tokenizer, prompts: list[str], continuations: list[str],
     out = np.zeros((len(ids), len(conts)))
     single_token = all(len(c) == 1 for c in conts)
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    for chunk in tqdm(chunks, desc="scoring", unit="batch", disable=not progress, leave=False):
+
+    def run(chunk: list[int]) -> np.ndarray:
         if single_token:  # one pass per prompt: the next-token distribution holds every label
             feats = [{"input_ids": ids[i] + conts[0], "labels": [IGNORE] * len(ids[i]) + conts[0]} for i in chunk]
             batch = {k: v.to(device) for k, v in collate(feats).items()}
             logits, _, _ = label_logits(model, **batch, shared_prefix=_shared_prefix([ids[i] for i in chunk]))
-            out[chunk] = torch.log_softmax(logits, -1)[:, [c[0] for c in conts]].cpu().numpy()
-        else:  # general case: one sequence per (prompt, continuation)
-            feats = [{"input_ids": ids[i] + c, "labels": [IGNORE] * len(ids[i]) + c} for i in chunk for c in conts]
-            batch = {k: v.to(device) for k, v in collate(feats).items()}
-            sums, _ = answer_logprobs(model, batch)
-            out[chunk] = sums.view(len(chunk), len(conts)).cpu().numpy()
+            return torch.log_softmax(logits, -1)[:, [c[0] for c in conts]].float().cpu().numpy()
+        # general case: one sequence per (prompt, continuation)
+        feats = [{"input_ids": ids[i] + c, "labels": [IGNORE] * len(ids[i]) + c} for i in chunk for c in conts]
+        batch = {k: v.to(device) for k, v in collate(feats).items()}
+        sums, _ = answer_logprobs(model, batch)
+        return sums.view(len(chunk), len(conts)).float().cpu().numpy()
+
+    # batches shared among processes under a launcher (core.distributed), results back in order
+    for chunk, scores in zip(chunks, map_chunks(run, tqdm(chunks, desc="scoring", unit="batch",
+                                                          disable=not (progress and is_main()), leave=False))):
+        out[chunk] = scores
     return out
 
 
@@ -182,10 +207,14 @@ def score_groups(model, encoded: list[dict], pad_id: int, max_sequences: int = 3
     model.eval()
     collate, out = GroupCollator(pad_id), []
     device = next(model.parameters()).device
-    for chunk in batches(encoded, max_sequences):
+
+    def run(chunk: list[dict]) -> list[list[float]]:
         batch = {k: v.to(device) for k, v in collate(chunk).items()}
-        scores = group_scores(model, batch)[0].cpu()
-        out += [scores[i, :len(g["input_ids"])].tolist() for i, g in enumerate(chunk)]
+        scores = group_scores(model, batch)[0].float().cpu()
+        return [scores[i, :len(g["input_ids"])].tolist() for i, g in enumerate(chunk)]
+
+    for found in map_chunks(run, list(batches(encoded, max_sequences))):  # shared among processes, in order
+        out += found
     model.train(was_training)
     return out
 

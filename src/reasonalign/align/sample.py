@@ -32,6 +32,7 @@ from pathlib import Path
 
 from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
+from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl
 from reasonalign.core.run_record import prompt_format
 from reasonalign.prompts import get_template
@@ -189,6 +190,8 @@ def sample(config: SampleConfig) -> dict:
                "decoding": decoding(config.temperature, config.top_p, config.repetition_penalty,
                                     config.no_repeat_ngram_size, config.max_new_tokens),
                "precision": precision, "groups_file": str(out), "config": to_dict(config)}
+    if not is_main():  # under a launcher every process has all groups; one writes them
+        return summary
     write_jsonl(out, groups)  # atomic: never a half-written groups file
     summary_path.write_text(json.dumps(summary, indent=2))
     return summary

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from reasonalign.align.config import AlignConfig
+from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.run_record import read_run
 from reasonalign.data.groups import GroupCollator, cap, encode_group, has_pair, read_groups
@@ -125,8 +126,9 @@ class AlignRecipe(FinetuneRecipe):
         """A copy of the SFT adapter this one sits on: `models.load_model` merges it first."""
         if not self.config.adapter:
             return {}
-        shutil.rmtree(self.out / "base_adapter", ignore_errors=True)
-        _copy_adapter(Path(self.config.adapter), self.out / "base_adapter")
+        if is_main():
+            shutil.rmtree(self.out / "base_adapter", ignore_errors=True)
+            _copy_adapter(Path(self.config.adapter), self.out / "base_adapter")
         return {"base_adapter": "base_adapter"}
 
     def record(self) -> dict:

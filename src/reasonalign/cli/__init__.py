@@ -5,6 +5,7 @@ building the parser for `--help` or a recipe check stays fast; tests/test_layers
 """
 
 import argparse
+import os
 import sys
 
 from reasonalign.core.errors import UserError
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if os.environ.get("RANK", "0") != "0":  # under a launcher, one process speaks (core.distributed)
+        sys.stdout = open(os.devnull, "w")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -8,6 +8,7 @@ import dataclasses
 import importlib
 
 from reasonalign.core import config as cfg
+from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
 
 # task: (module, its config class, its function config -> metrics dict, what it measures).
@@ -61,5 +62,7 @@ def run(args) -> int:
         flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
         raise UserError(f"{flags}: not an option of --task {args.task}")
     config = cfg.build(config_cls, args)
-    print(mod.headline(evaluate(config), config))
+    metrics = evaluate(config)
+    if is_main():  # under a launcher the main process holds the metrics (core.distributed)
+        print(mod.headline(metrics, config))
     return 0

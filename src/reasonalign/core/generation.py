@@ -4,9 +4,9 @@ Prompts are tokenised one by one (exactly as training tokenised them), sorted by
 batch holds similar lengths (little padding), left-padded (so every row's next token sits in
 the last column and the KV cache works for the whole batch) and put back in input order.
 
-Sampling is seeded once per call (`seed`), so a rerun with the same prompts, seed and
-batch size gives the same texts; a different batch size draws the random numbers in another
-order and gives other (equally valid) samples.
+Sampling is seeded per batch (`seed` + the batch's index), so a rerun with the same prompts, seed
+and batch size gives the same texts, in one process or several (`core.distributed.map_chunks`
+deals the batches to the processes); a different batch size gives other (equally valid) samples.
 
 `repetition_penalty` (> 1 discourages every token already in the prompt or the continuation) and
 `no_repeat_ngram_size` (n > 0: no n-gram appears twice) apply to greedy and sampled decoding
@@ -17,6 +17,7 @@ describes a call's decoding for the records (generate_summary.json, metrics.json
 import torch
 from tqdm.auto import tqdm
 
+from reasonalign.core.distributed import is_main, map_chunks
 from reasonalign.core.errors import UserError
 
 
@@ -87,11 +88,12 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
         options.update(no_repeat_ngram_size=no_repeat_ngram_size)
     if stop:  # stop each sequence as soon as it writes a stop string: no tokens wasted after it
         options.update(stop_strings=list(stop), tokenizer=tokenizer)
-    if seed is not None:
-        torch.manual_seed(seed)
-    texts = [""] * (len(ids) * k)
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    for chunk in tqdm(chunks, desc="generating", unit="batch", disable=not progress, leave=False):
+
+    def run(numbered: tuple[int, list[int]]) -> list[str]:
+        index, chunk = numbered
+        if seed is not None:  # one seed per batch: the same samples whichever process runs it
+            torch.manual_seed(seed + index)
         width = max(len(ids[i]) for i in chunk)
         batch = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros_like(batch)
@@ -99,10 +101,16 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
             batch[row, width - len(ids[i]):] = torch.tensor(ids[i])
             mask[row, width - len(ids[i]):] = 1
         out = model.generate(input_ids=batch.to(device), attention_mask=mask.to(device), **options)
+        # generate repeats each prompt k times in place: rows i0,i0,..,i1,i1,..
+        return [cut_at_stop(tokenizer.decode(out[n, width:], skip_special_tokens=True), stop)
+                for n in range(len(chunk) * k)]
+
+    texts = [""] * (len(ids) * k)
+    numbered = list(enumerate(chunks))
+    results = map_chunks(run, tqdm(numbered, desc="generating", unit="batch", disable=not (progress and is_main()), leave=False))
+    for chunk, found in zip(chunks, results):
         for row, i in enumerate(chunk):
-            for j in range(k):  # generate repeats each prompt k times in place: rows i0,i0,..,i1,i1,..
-                text = tokenizer.decode(out[row * k + j, width:], skip_special_tokens=True)
-                texts[i * k + j] = cut_at_stop(text, stop)
+            texts[i * k:(i + 1) * k] = found[row * k:(row + 1) * k]
     return texts
 
 

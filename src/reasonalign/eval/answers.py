@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
+from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl
 from reasonalign.tasks import task_for
 
@@ -66,6 +67,8 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
                "no_answer": sum(r["extracted"] is None for r in records), "task": task.name, "data": config.data,
                "model": config.model, "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
                "precision": precision, "config": to_dict(config)}
+    if not is_main():  # under a launcher every process has all results; one writes them
+        return metrics
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -15,6 +15,7 @@ import numpy as np
 
 from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
+from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl
 from reasonalign.core.run_record import prompt_format, read_run
 from reasonalign.data import load, split_off
@@ -175,6 +176,8 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
                    template=template.name, method=method, scoring=config.scoring, precision=precision,
                    seconds=round(seconds, 1),
                    seed=config.seed, config=to_dict(config))
+    if not is_main():  # under a launcher every process has all results; one writes them
+        return metrics
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonalign.core.config import option, to_dict
+from reasonalign.core.distributed import is_main
 
 
 @dataclass
@@ -65,6 +66,8 @@ def evaluate_ranking(config: RankingConfig) -> dict:
         "groups": config.groups, "model": config.model, "adapter": config.adapter,
         "seconds": round(seconds, 1), "seed": config.seed, "config": to_dict(config),
     }
+    if not is_main():  # under a launcher every process has all results; one writes them
+        return metrics
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError, at
+from reasonalign.core.distributed import is_main
 from reasonalign.core.files import read_jsonl, write_jsonl
 from reasonalign.core.verdict import LABELS, parse_verdict
 from reasonalign.eval.labels import ScoringInputs, prompts_for
@@ -76,6 +77,8 @@ def generate(config: GenerateConfig) -> list[dict]:
                         "gold_reason": ex.reason, "prompt": prompt, "output": text,
                         "verdict": None if verdict is None else LABELS[verdict], "reason": split_reason(text)})
     out = Path(config.output)
+    if not is_main():  # under a launcher every process has all generations; one writes them
+        return records
     write_jsonl(out / "generations.jsonl", records)
     (out / "generate_summary.json").write_text(json.dumps(
         {"n": len(records), "seconds": round(seconds, 1), "data": dataset.name, "data_sha256": dataset.sha256,
@@ -248,6 +251,8 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
     else:
         records, source = generate(config), str(out / "generations.jsonl")
         decoding, precision = _generated_with(source)
+    if not is_main():  # the generations are written; judging and the metrics are one process's job
+        return {}
     items = judge_items(records)
     data = _data_name(config)
     gold_reasons = sum(it.gold_reason is not None for it in items)

@@ -25,6 +25,7 @@ from peft import LoraConfig
 from transformers import Trainer, TrainingArguments
 
 from reasonalign.core.config import to_dict
+from reasonalign.core.distributed import is_main, world_size
 from reasonalign.core.errors import UserError
 from reasonalign.core.precision import DTYPES, autocast, resolve
 from reasonalign.core.run_record import RECORD_FILE, RunRecord, versions
@@ -192,15 +193,20 @@ class FinetuneRecipe:
         self.seconds = time.time() - started
 
     def save(self) -> dict:
+        """Every process measures (the measurements share their batches); the main process writes."""
         c, out = self.config, self.out
-        self.model.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
         with autocast(self.precision, self.device):
             after = self.measure(self.model, self.tokenizer, "after")
             extra = self.save_extra(self.model, self.tokenizer)
+        # the whole adapter, gathered from the processes' shards under FSDP / DeepSpeed ZeRO-3 (every process
+        # takes part); in one process or under DDP, the model's own tensors
+        trainer = self.hf_trainer
+        state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+        if is_main():
+            self.model.save_pretrained(out, state_dict=state)
+            self.tokenizer.save_pretrained(out)
         record = RunRecord(stage=self.stage, base_model=c.model, precision=self.precision, seed=c.seed,
                            versions=versions(), **self.record(), **extra)
-        record.write(out)
         losses = [h["loss"] for h in self.hf_trainer.state.log_history if "loss" in h]
         summary = {"model": c.model, "steps": self.hf_trainer.state.global_step, "seconds": round(self.seconds, 1),
                    "first_loss": losses[0] if losses else self.result.training_loss,
@@ -211,9 +217,11 @@ class FinetuneRecipe:
                    **self.summary(), **{f"{k}_before": v for k, v in self.before.items()},
                    **{f"{k}_after": v for k, v in after.items()},
                    "precision": self.precision, "device": self.device, "seed": c.seed,
-                   "config": to_dict(c), "versions": record.versions}
-        (out / self.summary_file).write_text(json.dumps(summary, indent=2))
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
+                   "config": to_dict(c), "versions": record.versions, "processes": world_size()}
+        if is_main():
+            record.write(out)
+            (out / self.summary_file).write_text(json.dumps(summary, indent=2))
+            (out / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
         return summary
 
     def run(self) -> dict:

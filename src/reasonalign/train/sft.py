@@ -13,10 +13,12 @@ you can switch off:
 import json
 import time
 
+import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
 from reasonalign.core.batching import LABEL, Collator, encode
+from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
 from reasonalign.data import split_off, stratified_sample
 from reasonalign.finetune.recipe import AutocastTrainer, FinetuneRecipe
@@ -43,7 +45,12 @@ class CompletionTrainer(AutocastTrainer):
         self.real_tokens += int(inputs["attention_mask"].sum())
         if self.label_weight is None:
             loss = F.cross_entropy(logits, targets, reduction="sum")
-            return loss / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
+            if num_items_in_batch is None:
+                return loss / targets.numel()
+            # num_items_in_batch counts every process's tokens, and DDP averages the processes' gradients:
+            # scaled back by the process count, as Trainer.compute_loss does (1 in one process)
+            scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
+            return loss / num_items_in_batch * scale
         token_nll = F.cross_entropy(logits, targets, reduction="none")
         is_label = inputs["segments"][:, 1:][keep] == LABEL
         loss = label_reason_loss(token_nll, keep.nonzero()[:, 0], is_label, keep.shape[0], self.label_weight)
@@ -154,7 +161,8 @@ class SFTRecipe(FinetuneRecipe):
                                      "rows": len(self.calibration), "source": self.data.name,
                                      "fitted_on": "held-out training rows (never the test split)",
                                      "file": "calibration.json"}
-            (self.out / "calibration.json").write_text(json.dumps(self.calibration_info, indent=2))
+            if is_main():
+                (self.out / "calibration.json").write_text(json.dumps(self.calibration_info, indent=2))
         return {"calibration": self.calibration_info}
 
     def record(self) -> dict:
@@ -165,9 +173,11 @@ class SFTRecipe(FinetuneRecipe):
 
     def summary(self) -> dict:
         c, trainer, record = self.config, self.hf_trainer, self.record()
+        # every process's tokens (a sum over the processes under a launcher; every process runs this)
+        tokens = int(trainer.accelerator.reduce(torch.tensor(trainer.real_tokens, device=trainer.args.device), "sum"))
         return {"method": c.method, "task": record["task"], "template": record["template"],
                 "loss_on": c.loss_on, "label_weight": c.label_weight, "epochs": c.epochs, "train_rows": len(self.rows),
-                "real_tokens": trainer.real_tokens, "tokens_per_s": round(trainer.real_tokens / max(self.seconds, 1e-9), 1),
+                "real_tokens": tokens, "tokens_per_s": round(tokens / max(self.seconds, 1e-9), 1),
                 "data": record["data"], "calibration": self.calibration_info}
 
 
