@@ -47,10 +47,8 @@ browser:  ## headless chromium + chromedriver for the report's browser tests (ap
 	else (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver) \
 		|| echo "browser: apt-get could not install chromium chromium-driver (not root? offline?); browser tests will skip"; fi
 
-bench: models  ## training throughput (TRL authors'/best vs ours fp32/bf16), generation speed (batched vs per-example loop), rating server load
-	$(BIN)/python benchmarks/train_throughput.py
-	$(BIN)/python benchmarks/generation_speed.py
-	$(BIN)/python benchmarks/annotate_load.py
+bench: models  ## every benchmark in benchmarks/, 3 repeats, medians -> BENCHMARKS.md + benchmarks/results/latest.json (~30 min on 2 CPU cores)
+	$(BIN)/python benchmarks/collect.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

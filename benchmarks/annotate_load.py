@@ -8,11 +8,10 @@ Every request goes through the bearer-token API (POST /api/ratings). Afterwards 
 read back: each sent rating must be stored exactly once (one current rating, one history row,
 the value sent). Prints p50/p95/max latency of both phases and their ratio, throughput and the
 check. Exit status 1 if any rating was lost, doubled or wrong.
-Usage: python benchmarks/annotate_load.py [--raters 20] [--ratings 100] [--threads 8] [--output FILE.json]
+Usage: python benchmarks/annotate_load.py [--raters 20] [--ratings 100] [--threads 8] [--json FILE.json]
 """
 
 import argparse
-import json
 import os
 import random
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import httpx2
 
+from reasonalign.core.files import write_json
 from reasonalign.judges import study
 from reasonalign.judges.base import JudgeItem
 
@@ -109,7 +109,7 @@ def main() -> int:
     p.add_argument("--raters", type=int, default=20, help="concurrent raters")
     p.add_argument("--ratings", type=int, default=100, help="ratings per rater (the study has this many items)")
     p.add_argument("--threads", type=int, default=8, help="server worker threads (annotate serve --threads)")
-    p.add_argument("--output", help="also write the numbers as JSON here")
+    p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db, tokens = make_study(Path(tmp), args.ratings + args.ratings % 2, args.raters)
@@ -147,9 +147,20 @@ def main() -> int:
           f"{load['per_second']} ratings/s; p95 {result['p95_ratio_load_vs_reference']}x the reference's")
     print(f"stored {c['stored']} / sent {c['sent']} (+{result['n_errors']} refused): lost {c['lost']}, doubled "
           f"{c['doubled']}, wrong value {c['wrong']}, unexpected {c['unexpected']}, history rows {c['history_rows']}")
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    lost = c["lost"] + c["doubled"] + c["wrong"] + c["unexpected"] + result["n_errors"]
+    result["headline"] = [
+        {"name": "p95 latency under load", "value": load["p95_ms"], "unit": "ms", "target": None,
+         "higher_is_better": False},
+        {"name": "p95 under load / 1 rater alone", "value": result["p95_ratio_load_vs_reference"], "unit": "x",
+         "target": None, "higher_is_better": False},
+        {"name": "max latency under load", "value": load["max_ms"], "unit": "ms", "target": None,
+         "higher_is_better": False},
+        {"name": "ratings/s under load", "value": load["per_second"], "unit": "ratings/s", "target": None,
+         "higher_is_better": True},
+        {"name": "ratings lost, doubled, wrong or refused", "value": lost, "unit": "ratings", "target": 0,
+         "higher_is_better": False}]
+    if args.json:
+        write_json(args.json, result)
     bad = result["n_errors"] or c["lost"] or c["doubled"] or c["wrong"] or c["unexpected"] or \
         c["stored"] != args.ratings * (args.raters + 1) or c["history_rows"] != c["stored"]
     return 1 if bad else 0

@@ -4,11 +4,13 @@ Same model, same statements, same greedy decoding, one run. Prints items/s and g
 tokens/s of both, their ratio (target: batched >= 5x), and how many outputs are identical
 (greedy decoding must not depend on batching). The untuned model is asked through its chat
 template by default, so that it writes full-length reasons rather than stopping at once.
-Usage: python benchmarks/generation_speed.py [--rows 32] [--batch-size 16] [--max-new-tokens 48]
+Usage: python benchmarks/generation_speed.py [--rows 32] [--batch-size 16] [--max-new-tokens 48] [--json PATH]
 """
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -42,6 +44,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="PATH", help="also save every number to this JSON file")
     args = p.parse_args()
 
     tokenizer = load_tokenizer(args.model)
@@ -68,6 +71,26 @@ def main():
     print(f"batched ({args.batch_size:>3})    : {batched_s:7.1f} s  {len(examples) / batched_s:6.2f} items/s  "
           f"{tokens / batched_s:7.1f} tokens/s")
     print(f"speedup {loop_s / batched_s:.2f}x (target >= 5x); identical outputs {same}/{len(examples)}")
+    if args.json:
+        n, speedup = len(examples), loop_s / batched_s
+        result = {"model": args.model, "adapter": args.adapter, "template": args.template, "data": args.data,
+                  "rows": n, "seed": args.seed, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+                  "threads": torch.get_num_threads(), "tokens": tokens,
+                  "per_example": {"seconds": round(loop_s, 2), "items_per_s": round(n / loop_s, 2),
+                                  "tokens_per_s": round(tokens / loop_s, 1)},
+                  "batched": {"seconds": round(batched_s, 2), "items_per_s": round(n / batched_s, 2),
+                              "tokens_per_s": round(tokens / batched_s, 1)},
+                  "speedup": round(speedup, 2), "identical_outputs": same,
+                  "headline": [
+                      {"name": "batched / per-example speedup", "value": round(speedup, 2), "unit": "x",
+                       "target": 5.0, "higher_is_better": True},
+                      {"name": "identical greedy outputs", "value": round(same / n, 4), "unit": "share",
+                       "target": 1.0, "higher_is_better": True},
+                      {"name": "batched tokens/s", "value": round(tokens / batched_s, 1), "unit": "tokens/s",
+                       "target": None, "higher_is_better": True}]}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"saved {args.json}")
 
 
 if __name__ == "__main__":
