@@ -188,6 +188,9 @@ def markdown(report: dict) -> str:
                              f"{fmt(row['min'], row['unit'])}–{fmt(row['max'], row['unit'])} | {target} | "
                              f"{row['status']} |")
     lines += ["", f"All numbers of every run: `{report['results_file']}`.", ""]
+    profiling = HERE / "PROFILING.md"  # the hand-written profiling pass (before/after, with its commands)
+    if profiling.is_file():
+        lines += [profiling.read_text().rstrip(), ""]
     return "\n".join(lines)
 
 
@@ -199,7 +202,11 @@ def main() -> int:
                    help="replace a benchmark's arguments, e.g. label_scoring=\"--rows 8\" (repeatable)")
     p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     p.add_argument("--results", default=str(HERE / "results" / "latest.json"))
+    p.add_argument("--markdown-only", action="store_true", help="rewrite the markdown from --results, run nothing")
     args = p.parse_args()
+    if args.markdown_only:
+        Path(args.markdown).write_text(markdown(json.loads(Path(args.results).read_text())))
+        return 0
     if args.repeats < 1:
         raise SystemExit("--repeats must be at least 1")
     chosen = args.only.split(",") if args.only else NAMES

@@ -67,8 +67,7 @@ def main():
 
     def loglik(rows):
         with autocast(precision, device):
-            scores = score_examples(model, tokenizer, template, rows, method, args.batch_size, progress=False)
-        return predict_from_scores(scores, threshold)
+            return score_examples(model, tokenizer, template, rows, method, args.batch_size, progress=False)
 
     def generate(rows):
         with autocast(precision, device):
@@ -78,8 +77,12 @@ def main():
 
     loglik(examples[:2]), generate(examples[:2])  # warm-up: first-call costs are not the method's
     start = time.perf_counter()
-    by_loglik = loglik(examples)
+    scores = loglik(examples)
+    by_loglik = predict_from_scores(scores, threshold)
     loglik_s = time.perf_counter() - start
+    # the same scores read at threshold 0 (the likelier label word): what greedy generation picks when its
+    # first word is a label, so the disagreement left at the fitted threshold is the threshold's doing
+    by_argmax = predict_from_scores(scores, 0.0)
     start = time.perf_counter()
     by_generate, texts = generate(examples)
     generate_s = time.perf_counter() - start
@@ -89,6 +92,7 @@ def main():
     unparseable = int((by_generate == UNPARSEABLE).sum())
     same = int((by_loglik == by_generate).sum())
     agreement = same / n
+    agreement_argmax = float((by_argmax == by_generate).mean())
     speedup = (n / loglik_s) / (n / generate_s)
     result = {
         "model": args.model, "adapter": args.adapter, "data": args.data, "rows": n, "template": template.name,
@@ -100,6 +104,7 @@ def main():
                      "accuracy": round(float((by_generate == gold).mean()), 4), "unparseable": unparseable},
         "speedup_loglik_vs_generate": round(speedup, 2),
         "identical_verdicts": same, "agreement": round(agreement, 4),
+        "agreement_at_threshold_0": round(agreement_argmax, 4),
         "agreement_parseable_only": round(same / (n - unparseable), 4) if n > unparseable else None,
         "examples": [{"row": ex.row, "loglik": int(a), "generate": int(b), "text": t}
                      for ex, a, b, t in list(zip(examples, by_loglik, by_generate, texts))[:10]],
@@ -112,6 +117,8 @@ def main():
              "higher_is_better": True},
             {"name": "identical verdicts", "value": round(agreement, 4), "unit": "share",
              "target": TARGET_AGREEMENT, "higher_is_better": True},
+            {"name": "identical verdicts, loglik at threshold 0", "value": round(agreement_argmax, 4),
+             "unit": "share", "target": None, "higher_is_better": True},
             {"name": "unparseable generations", "value": unparseable, "unit": "items", "target": None,
              "higher_is_better": False},
         ],
@@ -127,6 +134,7 @@ def main():
     print(f"identical verdicts {same}/{n} = {agreement:.1%} (target >= {TARGET_AGREEMENT:.0%}) {status}"
           + (f"; {result['agreement_parseable_only']:.1%} of the parseable ones"
              if unparseable and result["agreement_parseable_only"] is not None else ""))
+    print(f"identical verdicts with loglik read at threshold 0 instead of {threshold:.3f}: {agreement_argmax:.1%}")
     if args.json:
         print(f"saved {write_json(args.json, result)}")
 

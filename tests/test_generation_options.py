@@ -63,7 +63,8 @@ def test_repetition_penalty_reaches_generate_and_changes_greedy_output(spied):
 
 def test_sampling_options_reach_generate_with_the_repetition_options(spied):
     _, (kw, _) = run(spied, temperature=0.7, top_p=0.9, seed=0, repetition_penalty=1.2, no_repeat_ngram_size=3)
-    assert (kw["do_sample"], kw["temperature"], kw["top_p"], kw["top_k"]) == (True, 0.7, 0.9, 0)
+    assert (kw["do_sample"], kw["temperature"], kw["top_k"]) == (True, 0.7, 0)
+    assert kw["top_p"] == 1.0 and [p.top_p for p in kw["logits_processor"]] == [0.9]  # core.generation.TopP
     assert (kw["repetition_penalty"], kw["no_repeat_ngram_size"]) == (1.2, 3)
 
 
@@ -135,3 +136,28 @@ def test_console_script_bad_value_is_one_line_exit_2(tmp_path, args, problem):
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {problem}"), err
     assert not out.exists()
+
+
+def test_top_p_keeps_exactly_what_transformers_keeps():
+    """core.generation.TopP (top-k candidates, then the nucleus) against transformers' full-sort warper,
+    on peaked rows (nucleus inside the candidates), a flat row (falls back to the full sort) and ties."""
+    import torch
+    from transformers import TopPLogitsWarper
+
+    from reasonalign.core.generation import TopP
+
+    torch.manual_seed(0)
+    vocab = 5000
+    peaked = torch.randn(6, vocab) * 6  # a few tokens hold most of the mass
+    flat = torch.randn(2, vocab) * 0.01  # the nucleus spans thousands of tokens: past 256 candidates
+    step = torch.zeros(1, vocab)
+    step[0, :3] = 5.0  # three equally likely tokens on top
+    scores = torch.cat([peaked, flat, step])
+    ids = torch.zeros(scores.shape[0], 1, dtype=torch.long)
+    for top_p in (0.5, 0.9, 0.95):
+        ours = TopP(top_p, candidates=256)(ids, scores.clone())
+        theirs = TopPLogitsWarper(top_p)(ids, scores.clone())
+        assert torch.equal(ours == -float("inf"), theirs == -float("inf")), top_p
+        assert torch.equal(ours[ours > -float("inf")], scores[ours > -float("inf")])  # kept logits untouched
+    kept = (TopP(0.95, candidates=256)(ids, scores.clone()) > -float("inf")).sum(-1)
+    assert kept[6:8].min() > 256  # the flat rows really took the fallback
