@@ -72,9 +72,12 @@ def data(tmp_path) -> str:
     return str(write_rows(tmp_path / "rows.csv"))
 
 
-@pytest.mark.parametrize("loss", ["token-mean", "label-weight"])
+@pytest.mark.parametrize("loss", ["token-mean", "label-weight", "token-budget"])
 def test_two_process_training_logs_the_one_process_losses(tiny_model, data, tmp_path, loss):
-    common = ["train", "--model", tiny_model, "--data", data, "--method", "lr", "--max-steps", "5",
+    """token-budget: --max-tokens stops both runs at the same step (the processes add up their tokens;
+    a process stopping alone would leave the other waiting for its gradients)."""
+    steps = ["--max-steps", "50", "--max-tokens", "600"] if loss == "token-budget" else ["--max-steps", "5"]
+    common = ["train", "--model", tiny_model, "--data", data, "--method", "lr", *steps,
               "--logging-steps", "1", "--lora-dropout", "0", "--lr", "1e-2", "--precision", "fp32", "--seed", "0",
               *(["--label-weight", "0.5"] if loss == "label-weight" else [])]
     one = cli(*common, "--batch-size", "4", "--output", str(tmp_path / "runs" / "one"))
@@ -84,7 +87,8 @@ def test_two_process_training_logs_the_one_process_losses(tiny_model, data, tmp_
     a, b = (json.loads((tmp_path / "runs" / n / "train_summary.json").read_text()) for n in ("one", "two"))
     assert b["processes"] == 2 and a["processes"] == 1
     losses_a, losses_b = [x["loss"] for x in a["loss_log"]], [x["loss"] for x in b["loss_log"]]
-    assert len(losses_a) == len(losses_b) == 5
+    assert len(losses_a) == len(losses_b) == (a["steps"] if loss == "token-budget" else 5)
+    assert b["steps"] == a["steps"] and (loss != "token-budget" or a["steps"] < 50)
     assert losses_b == pytest.approx(losses_a, rel=1e-5)
     assert losses_a[-1] < losses_a[0]  # it learns (lr 1e-2 on the tiny model)
     assert b["real_tokens"] == a["real_tokens"]  # summed over the processes: the same rows were seen

@@ -76,7 +76,14 @@ class _Clock(TrainerCallback):
         self.trainer._started = time.time()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.max_tokens and self.trainer.real_tokens >= self.max_tokens:
+        if not self.max_tokens:
+            return
+        # every process's tokens: under a launcher all must stop at the same step, or the others
+        # would wait forever for the gradients of the one that stopped
+        accelerator = self.trainer.accelerator
+        tokens = self.trainer.real_tokens if accelerator.num_processes == 1 else int(
+            accelerator.reduce(torch.tensor(self.trainer.real_tokens, device=args.device), "sum"))
+        if tokens >= self.max_tokens:
             control.should_training_stop = True
 
 
