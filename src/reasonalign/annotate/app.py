@@ -234,10 +234,11 @@ def rate(rater):
     try:
         if aligned not in ("yes", "no"):
             raise ValueError("Choose Aligned or Misaligned.")
-        study.record_rating(db(), rater.id, item_id, aligned == "yes", criteria, comment)
+        revision = study.record_rating(db(), rater.id, item_id, aligned == "yes", criteria, comment)
     except ValueError as exc:
         return item_page(rater, queue, pos, str(exc), {"criteria": criteria, "comment": comment}, 400)
-    following = next_unrated(study.queue(db(), rater.id), pos)
+    queue[pos]["rating"] = {"revision": revision}  # now rated: all next_unrated needs to know
+    following = next_unrated(queue, pos)
     return redirect(url_for("rate_page") if following is None else url_for("rate_page", pos=following), 303)
 
 

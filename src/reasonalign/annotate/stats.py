@@ -57,7 +57,7 @@ def study_stats(config) -> dict:
         ratings, items, raters = study.ratings(conn), study.items(conn), study.raters(conn)
     if not ratings:
         raise UserError(f"{config.db}: no ratings yet; raters rate at `reasonalign annotate serve`")
-    names = [j for j in judge_names(config)] if config.judge.strip() else []
+    names = judge_names(config) if config.judge.strip() else []
     if "human" in names:
         raise UserError("--judge: the raters are the human judge here; choose from reference, llm")
 

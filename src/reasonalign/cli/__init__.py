@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 
+from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
 
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if os.environ.get("RANK", "0") != "0":  # under a launcher, one process speaks (core.distributed)
+    if not is_main():  # under a launcher, one process speaks
         sys.stdout = open(os.devnull, "w")
     parser = build_parser()
     args = parser.parse_args(argv)

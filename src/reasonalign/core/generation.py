@@ -109,8 +109,9 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
                 for n in range(len(chunk) * k)]
 
     texts = [""] * (len(ids) * k)
-    numbered = list(enumerate(chunks))
-    results = map_chunks(run, tqdm(numbered, desc="generating", unit="batch", disable=not (progress and is_main()), leave=False))
+    numbered = tqdm(list(enumerate(chunks)), desc="generating", unit="batch", disable=not (progress and is_main()),
+                    leave=False)
+    results = map_chunks(run, numbered)
     for chunk, found in zip(chunks, results):
         for row, i in enumerate(chunk):
             texts[i * k:(i + 1) * k] = found[row * k:(row + 1) * k]

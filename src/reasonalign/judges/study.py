@@ -314,26 +314,26 @@ class TokenError(Exception):
     """An unknown or revoked token; the message is safe to show the person who typed it."""
 
 
-def rater_for_token(conn, token: str) -> Rater:
-    row = conn.execute("SELECT id, name, revoked_at FROM raters WHERE token_sha256 = ?",
-                       (token_hash(token.strip()),)).fetchone() if token else None
+def _active(row, unknown: str) -> Rater:
+    """The rater of a `raters` row; TokenError with `unknown` for no row, or saying it was revoked."""
     if row is None:
-        raise TokenError("This token is not known to this study. Check it for typos, or ask the study's "
-                         "organiser for yours.")
+        raise TokenError(unknown)
     if row["revoked_at"]:
         raise TokenError(f"This token was revoked on {row['revoked_at'][:10]}. Ask the study's organiser "
                          "for a new one.")
     return Rater(row["id"], row["name"], row["revoked_at"])
+
+
+def rater_for_token(conn, token: str) -> Rater:
+    row = conn.execute("SELECT id, name, revoked_at FROM raters WHERE token_sha256 = ?",
+                       (token_hash(token.strip()),)).fetchone() if token else None
+    return _active(row, "This token is not known to this study. Check it for typos, or ask the study's "
+                        "organiser for yours.")
 
 
 def rater_by_id(conn, rater_id: int) -> Rater:
     row = conn.execute("SELECT id, name, revoked_at FROM raters WHERE id = ?", (rater_id,)).fetchone()
-    if row is None:
-        raise TokenError("This rater is not known to this study.")
-    if row["revoked_at"]:
-        raise TokenError(f"This token was revoked on {row['revoked_at'][:10]}. Ask the study's organiser "
-                         "for a new one.")
-    return Rater(row["id"], row["name"], row["revoked_at"])
+    return _active(row, "This rater is not known to this study.")
 
 
 def queue(conn, rater_id: int) -> list[dict]:

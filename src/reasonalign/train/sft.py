@@ -58,6 +58,12 @@ class CompletionTrainer(AutocastTrainer):
             loss = loss / self.current_gradient_accumulation_steps  # the Trainer divides only the other case
         return loss
 
+    def total_real_tokens(self) -> int:
+        """Real tokens trained on, summed over the processes under a launcher (every process must call it)."""
+        if self.accelerator.num_processes == 1:
+            return self.real_tokens
+        return int(self.accelerator.reduce(torch.tensor(self.real_tokens, device=self.args.device), "sum"))
+
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:
             elapsed = time.time() - self._started
@@ -80,10 +86,7 @@ class _Clock(TrainerCallback):
             return
         # every process's tokens: under a launcher all must stop at the same step, or the others
         # would wait forever for the gradients of the one that stopped
-        accelerator = self.trainer.accelerator
-        tokens = self.trainer.real_tokens if accelerator.num_processes == 1 else int(
-            accelerator.reduce(torch.tensor(self.trainer.real_tokens, device=args.device), "sum"))
-        if tokens >= self.max_tokens:
+        if self.trainer.total_real_tokens() >= self.max_tokens:
             control.should_training_stop = True
 
 
@@ -180,8 +183,7 @@ class SFTRecipe(FinetuneRecipe):
 
     def summary(self) -> dict:
         c, trainer, record = self.config, self.hf_trainer, self.record()
-        # every process's tokens (a sum over the processes under a launcher; every process runs this)
-        tokens = int(trainer.accelerator.reduce(torch.tensor(trainer.real_tokens, device=trainer.args.device), "sum"))
+        tokens = trainer.total_real_tokens()  # every process runs summary()
         return {"method": c.method, "task": record["task"], "template": record["template"],
                 "loss_on": c.loss_on, "label_weight": c.label_weight, "epochs": c.epochs, "train_rows": len(self.rows),
                 "real_tokens": tokens, "tokens_per_s": round(tokens / max(self.seconds, 1e-9), 1),
