@@ -134,7 +134,7 @@ def run_cells(cells: list[dict]) -> list[dict]:
         t = time.time()
         if cell["recipe"] is not None:
             run_recipe(str(cell["recipe"]), output=str(cell["folder"]), settings=cell["settings"], resume=True)
-        elif status := main(cell["argv"]):
+        elif status := main(cell["argv"] + _resume_flag(cell)):
             raise UserError(f"cell {cell['name']} seed {cell['seed']} failed with exit status {status}; rerun to "
                             f"continue (finished cells are kept)")
         record = {"name": cell["name"], "seed": cell["seed"], "key": cell["key"], "folder": str(cell["folder"]),
@@ -143,6 +143,12 @@ def run_cells(cells: list[dict]) -> list[dict]:
         done.append({**record, "status": "ran"})
         print(f"{head}: done in {record['seconds'] / 60:.1f} min", flush=True)
     return done
+
+
+def _resume_flag(cell: dict) -> list[str]:
+    """A training cell that left a checkpoint when it was interrupted continues from it, not from step 0."""
+    trains = cell["argv"][0] in ("train", "align")
+    return ["--resume"] if trains and any(cell["folder"].glob("checkpoint-*/trainer_state.json")) else []
 
 
 def machine() -> dict:
