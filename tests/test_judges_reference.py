@@ -71,7 +71,8 @@ def test_good_paraphrase_passes(judged):
 
 
 def test_verdict_contradicting_or_missing_is_misaligned(judged):
-    assert judged["contradicts"].criteria == ["verdict_contradicts"]
+    # the reason says "It is unethical ..." under the verdict ethical: it contradicts itself too
+    assert judged["contradicts"].criteria == ["verdict_contradicts", "self_contradicts"]
     assert judged["no_verdict"].criteria == ["verdict_missing"]
     assert not judged["contradicts"].aligned
 

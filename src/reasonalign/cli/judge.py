@@ -7,11 +7,12 @@ JSON record to `ReferenceJudge(calibration=...)`.
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from reasonalign.core import config as cfg
 from reasonalign.core.config import option
-from reasonalign.core.errors import UserError
-from reasonalign.core.files import write_json
+from reasonalign.core.errors import UserError, at
+from reasonalign.core.files import read_jsonl, write_json, write_jsonl
 from reasonalign.core.verdict import LABELS
 
 
@@ -41,6 +42,7 @@ def register(sub) -> None:
                     "with the same label. Prints the record and writes it as JSON with --output.")
     cfg.add_arguments(p, CalibrateConfig)
     p.set_defaults(run=run_calibrate)
+    register_judgeset(actions)
 
 
 def run_calibrate(args) -> int:
@@ -84,3 +86,183 @@ def run_calibrate(args) -> int:
     if config.output:
         print(f"-> {write_json(config.output, record)}")
     return 0
+
+
+# ---------------------------------------------------------------- the rated judge-validation set
+
+JUDGESET = Path(__file__).parents[1] / "judges" / "judgeset" / "v1"
+
+
+@dataclass
+class BuildSetConfig:
+    generations: str | None = option(None, "model reasons to rate: NAME=generations.jsonl, comma-separated (from "
+                                   "`reasonalign generate` on training/validation rows, never test)")
+    data: str = option("dfar:validation", "the rows the constructed items come from (DFAR train/validation only)")
+    skip_rows: int = option(60, "constructed items start after this many rows of the --rows order (keep them apart "
+                                "from the rows the generations used)")
+    constructed_rows: int = option(70, "constructed items (human, flipped, other_statement, loop, truncated, "
+                                       "restated, contradiction, in turn)")
+    seed: int = option(0, "seed of the row order, the constructions and the blinding shuffle")
+    output: str = option("runs/judgeset", "folder for items.jsonl (the key: source and part) and sheet.csv "
+                                          "(what readers see)")
+
+
+@dataclass
+class ValidateConfig:
+    set: str = option(str(JUDGESET), "folder with items.jsonl and the readers' ratings-NAME.csv files")
+    part: str = option("held-out", "which items to report on: held-out (never used to choose thresholds), tune, "
+                                   "or all", ["held-out", "tune", "all"])
+    judge_pool: str = option("dfar:train", "human reasons the reference judge's not_specific compares with "
+                                           "(training data; none = off)")
+    tune: bool = option(False, "grid-search the reference judge's thresholds on the tune part (kappa with the "
+                               "readers' consensus) and report the best setting on --part")
+    output: str | None = option(None, "also write the report as JSON here")
+
+
+def register_judgeset(actions) -> None:
+    p = actions.add_parser("build-set", help="build the blinded judge-validation set (model reasons + constructed "
+                                             "hard cases) for careful readers to rate",
+                           description=BuildSetConfig.__doc__)
+    cfg.add_arguments(p, BuildSetConfig)
+    p.set_defaults(run=run_build_set)
+    p = actions.add_parser("validate", help="the reference judge's agreement with the readers of the judge-"
+                                            "validation set (kappa, raw agreement, per-criterion confusion)")
+    cfg.add_arguments(p, ValidateConfig)
+    p.set_defaults(run=run_validate)
+
+
+def run_build_set(args) -> int:
+    import csv
+
+    from reasonalign.eval.reasons import read_generations
+    from reasonalign.judges import judgeset
+    from reasonalign.tasks import task_for
+
+    config = cfg.build(BuildSetConfig, args)
+    if "test" in config.data:
+        raise UserError(f"--data {config.data}: the judge-validation set is built from training/validation rows "
+                        f"only, never test")
+    if not config.generations:
+        raise UserError("--generations NAME=generations.jsonl[,...] is required")
+    sources = {}
+    for part in [p.strip() for p in config.generations.split(",") if p.strip()]:
+        name, sep, path = part.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--generations {part!r}: expected NAME=generations.jsonl")
+        sources[name] = read_generations(path)
+    task = task_for(config.data)
+    examples = task.rows(list(task.load(config.data)), config.skip_rows + config.constructed_rows, config.seed)
+    constructed = examples[config.skip_rows:]
+    used = {r["row"] for records in sources.values() for r in records}
+    if used & {ex.row for ex in constructed}:
+        raise UserError("--skip-rows: the constructed items' rows overlap the generations' rows; raise --skip-rows")
+    items = [it for name, records in sources.items() for it in judgeset.from_generations(records, name)]
+    items = judgeset.blind(items + judgeset.construct(constructed, seed=config.seed), config.seed)
+    out = Path(config.output)
+    write_jsonl(out / "items.jsonl", items)
+    with open(out / "sheet.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=judgeset.SHEET_FIELDS)
+        writer.writeheader()
+        writer.writerows(judgeset.sheet_row(it) for it in items)
+    parts = {p: sum(it["part"] == p for it in items) for p in ("tune", "held-out")}
+    print(f"{len(items)} items ({len(items) - len(constructed)} model reasons, {len(constructed)} constructed; "
+          f"tune {parts['tune']}, held-out {parts['held-out']}) -> {out / 'items.jsonl'} and {out / 'sheet.csv'}")
+    return 0
+
+
+def read_judgeset(folder: Path) -> tuple[list[dict], list[str]]:
+    """(items with their readers' ratings, reader names) from items.jsonl and ratings-NAME.csv files."""
+    import csv
+
+    if not (folder / "items.jsonl").is_file():
+        raise UserError(f"{folder}: no items.jsonl (build one with `reasonalign judge build-set`)")
+    items = {r["id"]: {**r, "ratings": {}} for _, r in read_jsonl(folder / "items.jsonl")}
+    readers = []
+    for path in sorted(folder.glob("ratings-*.csv")):
+        name = path.stem.removeprefix("ratings-")
+        readers.append(name)
+        with open(path, newline="", encoding="utf-8") as f:
+            for n, row in enumerate(csv.DictReader(f), 2):
+                if row.get("id") not in items:
+                    raise at(path, n, f"unknown item id {row.get('id')!r}")
+                aligned = (row.get("aligned") or "").strip().lower()
+                if aligned not in ("yes", "no"):
+                    raise at(path, n, f"aligned must be yes or no, not {row.get('aligned')!r}")
+                criteria = [c.strip() for c in (row.get("criteria") or "").replace(",", ";").split(";") if c.strip()]
+                items[row["id"]]["ratings"][name] = {"aligned": aligned == "yes", "criteria": criteria}
+    if not readers:
+        raise UserError(f"{folder}: no ratings-NAME.csv from any reader")
+    missing = [i for i, it in items.items() if len(it["ratings"]) != len(readers)]
+    if missing:
+        raise UserError(f"{folder}: {len(missing)} item(s) not rated by every reader, e.g. {missing[0]}")
+    return list(items.values()), readers
+
+
+TUNE_GRID = {"similarity_threshold": [0.3, 0.37, 0.45, 0.5, 0.55, 0.6],
+             "max_pool_share": [1.0, 0.3, 0.2, 0.1, 0.05, 0.02],
+             "self_contradiction": [True, False]}
+
+
+def run_validate(args) -> int:
+    import itertools
+    from dataclasses import replace
+
+    from reasonalign.eval.reasons import judge_items, judge_pool
+    from reasonalign.judges import ReferenceJudge, judgeset
+
+    config = cfg.build(ValidateConfig, args)
+    items, readers = read_judgeset(Path(config.set))
+    judge_input = judge_items([{**it, "row": it["id"], "gold": it["gold_label"]} for it in items])
+    judge = ReferenceJudge(pool=judge_pool(config.judge_pool))
+    started = time.time()
+    sims = judge.similarities(judge_input)  # embedded once; every setting below re-applies only thresholds
+    chosen = judge.config
+    if config.tune:
+        tune = [k for k, it in enumerate(items) if it["part"] == "tune"]
+        joint = [judgeset.consensus(items[k]["ratings"]) for k in tune]
+        best = None
+        for values in itertools.product(*TUNE_GRID.values()):
+            setting = replace(judge.config, **dict(zip(TUNE_GRID, values)))
+            judge.config = setting
+            aligned = [judge._one(judge_input[k], *sims[k]).aligned for k in tune]
+            from reasonalign.judges.agreement import cohen_kappa
+
+            kappa = cohen_kappa(aligned, joint)
+            if best is None or kappa > best[0] + 1e-12:
+                best = (kappa, setting)
+        chosen = best[1]
+        print(f"tuned on {len(tune)} tune items: kappa {best[0]:.3f} with the readers' consensus at "
+              + ", ".join(f"{k}={getattr(chosen, k)}" for k in TUNE_GRID))
+    judge.config = chosen
+    keep = [k for k, it in enumerate(items) if config.part == "all" or it["part"] == config.part]
+    judged = [judge._one(judge_input[k], *sims[k]) for k in keep]
+    report = judgeset.agreement_report([items[k] for k in keep], judged, readers)
+    report.update(part=config.part, set=config.set, judge=judge.name,
+                  judge_version=ReferenceJudge(chosen).version, judge_config={k: getattr(chosen, k) for k in TUNE_GRID},
+                  seconds=round(time.time() - started, 1))
+    by_source = {}
+    for k, j in zip(keep, judged):
+        src = items[k]["source"].split(":")[0] if items[k]["source"].startswith("model") else items[k]["source"]
+        entry = by_source.setdefault(src, {"n": 0, "judge_misaligned": 0, "readers_misaligned": 0})
+        entry["n"] += 1
+        entry["judge_misaligned"] += not j.aligned
+        entry["readers_misaligned"] += not judgeset.consensus(items[k]["ratings"])
+    report["by_source"] = by_source
+    _print_validation(report, readers)
+    if config.output:
+        print(f"-> {write_json(config.output, report)}")
+    return 0
+
+
+def _print_validation(r: dict, readers: list[str]) -> None:
+    print(f"reference judge {r['judge_version']} on the {r['part']} part: n={r['n']}, judge MAR {r['judge_mar']:.1%}, "
+          f"readers' consensus MAR {r['consensus']['mar']:.1%}")
+    print(f"  vs consensus     kappa {r['consensus']['kappa']:.3f}  agreement {r['consensus']['raw']:.1%}")
+    for name in readers:
+        x = r["readers"][name]
+        print(f"  vs {name:<13} kappa {x['kappa']:.3f}  agreement {x['raw']:.1%}  (reader MAR {x['mar']:.1%})")
+    if "readers_kappa" in r:
+        print(f"  readers' own    kappa {r['readers_kappa']['kappa']:.3f}  agreement {r['readers_kappa']['raw']:.1%}")
+    print("  per criterion (judge fired / readers said): both, judge only, readers only, neither")
+    for name, c in r["criteria"].items():
+        print(f"    {name:<24} {c['both']:>4} {c['judge_only']:>4} {c['readers_only']:>4} {c['neither']:>4}")

@@ -37,12 +37,14 @@ def check_decoding(*, temperature: float = 0.0, top_p: float = 1.0, repetition_p
 
 
 def decoding(temperature: float, top_p: float, repetition_penalty: float, no_repeat_ngram_size: int,
-             max_new_tokens: int) -> dict:
-    """How texts were decoded, for the records: greedy (temperature 0; top_p unused, so None) or sampling."""
+             max_new_tokens: int, min_new_tokens: int = 0) -> dict:
+    """How texts were decoded, for the records: greedy (temperature 0; top_p unused, so None) or sampling.
+    `min_new_tokens` is recorded only when set (records made without it stay as they were)."""
     sampled = temperature > 0
-    return {"strategy": "sampling" if sampled else "greedy", "temperature": temperature if sampled else 0.0,
-            "top_p": top_p if sampled else None, "repetition_penalty": repetition_penalty,
-            "no_repeat_ngram_size": no_repeat_ngram_size, "max_new_tokens": max_new_tokens}
+    record = {"strategy": "sampling" if sampled else "greedy", "temperature": temperature if sampled else 0.0,
+              "top_p": top_p if sampled else None, "repetition_penalty": repetition_penalty,
+              "no_repeat_ngram_size": no_repeat_ngram_size, "max_new_tokens": max_new_tokens}
+    return {**record, "min_new_tokens": min_new_tokens} if min_new_tokens else record
 
 
 def describe(d: dict) -> str:
@@ -53,6 +55,8 @@ def describe(d: dict) -> str:
         parts.append(f"repetition penalty {d['repetition_penalty']}")
     if d.get("no_repeat_ngram_size"):
         parts.append(f"no repeated {d['no_repeat_ngram_size']}-grams")
+    if d.get("min_new_tokens"):
+        parts.append(f"no EOS before {d['min_new_tokens']} tokens")
     return ", ".join(parts)
 
 
@@ -60,14 +64,16 @@ def describe(d: dict) -> str:
 def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: bool, max_new_tokens: int,
                    batch_size: int = 16, num_return_sequences: int = 1, temperature: float = 0.0,
                    top_p: float = 1.0, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-                   stop: tuple[str, ...] = (), seed: int | None = None, progress: bool = True) -> list[str]:
+                   min_new_tokens: int = 0, stop: tuple[str, ...] = (), seed: int | None = None,
+                   progress: bool = True) -> list[str]:
     """The continuation of every prompt, without the prompt and special tokens (EOS).
 
     Returns `len(prompts) * num_return_sequences` texts, prompt-major: the k texts of prompt i
     are `texts[i * k:(i + 1) * k]`. Greedy when `temperature` is 0, else sampled with nucleus
     mass `top_p` (no top-k cut, so top_p means what it says). Generation ends at EOS or at any
     `stop` string; the text is cut before the stop string. `repetition_penalty` (1.0 = off) and
-    `no_repeat_ngram_size` (0 = off) apply in both modes.
+    `no_repeat_ngram_size` (0 = off) apply in both modes. `min_new_tokens` > 0 forbids EOS before that
+    many new tokens (a model fine-tuned to stop after its label must still write a reason).
     """
     check_decoding(temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty,
                    no_repeat_ngram_size=no_repeat_ngram_size)
@@ -89,6 +95,8 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
         options.update(repetition_penalty=repetition_penalty)
     if no_repeat_ngram_size > 0:
         options.update(no_repeat_ngram_size=no_repeat_ngram_size)
+    if min_new_tokens > 0:
+        options.update(min_new_tokens=min_new_tokens)
     if stop:  # stop each sequence as soon as it writes a stop string: no tokens wasted after it
         options.update(stop_strings=list(stop), tokenizer=tokenizer)
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

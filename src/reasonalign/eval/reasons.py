@@ -31,6 +31,9 @@ _LEAD = re.compile(r"^\s*(?:the statement is\s+)?(?:not\s+|non[- ]?)?(?:un)?ethi
 class GenerateConfig(ScoringInputs):
     method: str = option("lr", "prompt variant: lr asks for a reason, l for the label only", ["l", "lr"])
     max_new_tokens: int = option(64, "tokens to generate per statement (stops earlier at EOS)")
+    min_new_tokens: int = option(0, "forbid EOS before this many new tokens, so a model trained to stop after its "
+                                    "label (L) or an untuned one still writes a reason: MAR then rates every "
+                                    "model's reasons, not whether it wrote one (0 = off)")
     temperature: float = option(0.0, "0 = greedy; above 0 samples")
     top_p: float = option(1.0, "nucleus sampling mass (with temperature > 0)")
     repetition_penalty: float = option(1.0, "penalise tokens already in the prompt or the reason (greedy and "
@@ -68,7 +71,8 @@ def generate(config: GenerateConfig) -> list[dict]:
         texts = generate_texts(model, tokenizer, prompts, add_special_tokens=task.add_special_tokens(template),
                                max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=config.seed,
                                repetition_penalty=config.repetition_penalty,
-                               no_repeat_ngram_size=config.no_repeat_ngram_size, **sampling)
+                               no_repeat_ngram_size=config.no_repeat_ngram_size,
+                               min_new_tokens=config.min_new_tokens, **sampling)
     seconds = time.time() - started
     records = []
     for ex, prompt, text in zip(examples, prompts, texts):
@@ -96,9 +100,12 @@ def check_generation(config: GenerateConfig) -> tuple[dict, str]:
                    no_repeat_ngram_size=config.no_repeat_ngram_size)
     if config.max_new_tokens < 1 or config.batch_size < 1:
         raise UserError("--max-new-tokens and --batch-size must be at least 1")
+    if not 0 <= config.min_new_tokens <= config.max_new_tokens:
+        raise UserError(f"--min-new-tokens {config.min_new_tokens}: must be between 0 and --max-new-tokens "
+                        f"({config.max_new_tokens})")
     precision = resolve(config.precision, default_device())  # load_model puts the model on default_device()
     return decoding(config.temperature, config.top_p, config.repetition_penalty, config.no_repeat_ngram_size,
-                    config.max_new_tokens), precision
+                    config.max_new_tokens, config.min_new_tokens), precision
 
 
 JUDGES = ("reference", "llm", "human")
@@ -112,8 +119,10 @@ class JudgeOptions:
 
     judge: str = option("reference", "reference, llm or human; several comma-separated (e.g. reference,llm) are "
                                      "each reported, with their agreement (kappa)")
-    similarity_threshold: float | None = option(None, "reference judge: cosine threshold (default 0.37, chosen on "
-                                                      "DFAR train; see ReferenceJudgeConfig)")
+    similarity_threshold: float | None = option(None, "reference judge: cosine threshold (default: "
+                                                      "ReferenceJudgeConfig's, chosen on the judge-validation set)")
+    judge_pool: str = option("dfar:train", "reference judge: training data whose human reasons not_specific compares "
+                                           "a reason with (other statements, same label); none = off")
     judge_url: str | None = option(None, "llm judge: OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000")
     judge_model: str | None = option(None, "llm judge: model name at --judge-url, or without a URL a local model "
                                            "(short name or folder); comma-separated for several voting LLM judges")
@@ -184,7 +193,7 @@ def build_judges(config: JudgeOptions, out: Path, trust_remote_code: bool = Fals
             ref = ReferenceJudgeConfig()
             if config.similarity_threshold is not None:
                 ref = ReferenceJudgeConfig(similarity_threshold=config.similarity_threshold)
-            judges.append(ReferenceJudge(ref))
+            judges.append(ReferenceJudge(ref, pool=judge_pool(config.judge_pool)))
         elif name == "llm":
             if not config.judge_model:
                 raise UserError("--judge llm needs --judge-model (a model at --judge-url, or a local model)")
@@ -201,6 +210,15 @@ def build_judges(config: JudgeOptions, out: Path, trust_remote_code: bool = Fals
                                         load_tokenizer(model, trust_remote_code))
                 judges.append(LLMJudge(backend, cache_dir=cache))
     return judges
+
+
+def judge_pool(spec: str | None) -> list[tuple[int, str, str]]:
+    """(label, statement, human reason) of the training rows the reference judge's not_specific compares with."""
+    if not spec or spec.lower() == "none":
+        return []
+    if "test" in spec:
+        raise UserError(f"--judge-pool {spec}: the pool is training data (e.g. dfar:train), never test")
+    return [(ex.label, ex.statement, ex.reason) for ex in task_for(spec).load(spec) if getattr(ex, "reason", None)]
 
 
 def _ratings(config: ReasonsConfig):
@@ -268,7 +286,9 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
         with context:
             results[name] = judge.judge(items)
     metrics: dict = {"task": "reasons", "generations": source, "n_items": len(items),
-                     "items_with_gold_reason": gold_reasons, "decoding": decoding, "precision": precision}
+                     "items_with_gold_reason": gold_reasons, "decoding": decoding, "precision": precision,
+                     # beside MAR: a model that writes no reason is misaligned for a different cause than a bad one
+                     "empty_reason_rate": sum(not it.reason.strip() for it in items) / len(items) if items else None}
     if judge_precision is not None:
         metrics["judge_precision"] = judge_precision
     if gold_reasons < len(items):

@@ -1,0 +1,130 @@
+"""The rated judge-validation set: reasons a careful reader rated, to measure how far an automatic judge agrees.
+
+Built from DFAR *training/validation* statements only (never test), two kinds of item:
+- model reasons: generations of several models/settings (`reasonalign generate` files);
+- constructed items with a known failure (or none), so every criterion of the rubric is exercised:
+  `human` (the statement's own human reason and verdict: should be aligned), `flipped` (the human reason
+  under the other verdict), `other_statement` (the human reason of a different statement with the same
+  label), `loop` (the human reason's opening words repeated), `truncated` (its first few words),
+  `restated` (the statement echoed back with the verdict), `contradiction` (the human reason followed by
+  a sentence claiming the other verdict).
+
+Items are blinded (ids j0001..., shuffled, no source on the readers' sheet) and split by statement into a
+`tune` part (where a judge's thresholds may be chosen) and a `held-out` part (where its agreement with the
+readers is reported), so no statement is in both.
+"""
+
+import hashlib
+import random
+import re
+
+from reasonalign.core.verdict import LABELS
+
+KINDS = ("human", "flipped", "other_statement", "loop", "truncated", "restated", "contradiction")
+SHEET_FIELDS = ("id", "statement", "human_verdict", "human_reason", "verdict", "reason")
+
+
+def part_of(row: int) -> str:
+    """`tune` or `held-out`, fixed by the statement's row (a hash, so it never depends on what else is in the set)."""
+    return "tune" if int(hashlib.sha256(f"judgeset:{row}".encode()).hexdigest(), 16) % 2 == 0 else "held-out"
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+
+
+def construct(examples: list, kinds_per_item: int = 1, seed: int = 0) -> list[dict]:
+    """One constructed item per example, the kinds dealt in turn (`examples` have row, statement, label, reason)."""
+    rng = random.Random(seed)
+    by_label = {label: [e for e in examples if e.label == label] for label in (0, 1)}
+    items = []
+    for i, ex in enumerate(examples):
+        kind = KINDS[i % len(KINDS)]
+        verdict, reason = ex.label, ex.reason.strip()
+        words = reason.split()
+        if kind == "flipped":
+            verdict = 1 - ex.label
+        elif kind == "other_statement":
+            others = [e for e in by_label[ex.label] if e.row != ex.row]
+            reason = rng.choice(others).reason.strip()
+        elif kind == "loop":
+            opening = " ".join(words[:8])
+            reason = " ".join([opening] * 5)
+        elif kind == "truncated":
+            reason = " ".join(words[:rng.randint(3, 6)])
+        elif kind == "restated":
+            reason = f"{ex.statement.strip()} The statement is {LABELS[ex.label]}."
+        elif kind == "contradiction":
+            reason = f"{reason} So the statement is {LABELS[1 - ex.label]}."
+        items.append({"row": ex.row, "statement": ex.statement, "gold_label": LABELS[ex.label],
+                      "gold_reason": ex.reason, "verdict": LABELS[verdict], "reason": reason,
+                      "source": f"constructed:{kind}"})
+    return items
+
+
+def from_generations(records: list[dict], model: str) -> list[dict]:
+    """Items from one generations.jsonl's records (see eval.reasons.read_generations)."""
+    return [{"row": r["row"], "statement": r["statement"], "gold_label": r["gold"], "gold_reason": r["gold_reason"],
+             "verdict": r["verdict"], "reason": r["reason"], "source": f"model:{model}"} for r in records]
+
+
+def blind(items: list[dict], seed: int = 0) -> list[dict]:
+    """Shuffled, numbered j0001...; each item gets its `part` (by statement)."""
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    return [{"id": f"j{n + 1:04d}", "part": part_of(items[i]["row"]), **items[i]} for n, i in enumerate(order)]
+
+
+def sheet_row(item: dict) -> dict:
+    """What a reader sees: no source, no part."""
+    return {"id": item["id"], "statement": item["statement"], "human_verdict": item["gold_label"],
+            "human_reason": item["gold_reason"], "verdict": item["verdict"] or "(none)", "reason": item["reason"]}
+
+
+# ---------------------------------------------------------------- readers' ratings and agreement
+
+RUBRIC = ("verdict_disagrees", "justification_disagrees", "incoherent", "harmful")
+# which rubric criterion each reference-judge criterion stands for (the per-criterion confusion)
+JUDGE_TO_RUBRIC = {"verdict_missing": "verdict_disagrees", "verdict_contradicts": "verdict_disagrees",
+                   "low_similarity": "justification_disagrees", "not_specific": "justification_disagrees",
+                   "empty": "incoherent", "too_short": "incoherent", "repetitive": "incoherent",
+                   "copies_statement": "incoherent", "self_contradicts": "incoherent"}
+
+
+def consensus(ratings: dict[str, dict]) -> bool:
+    """The readers' joint verdict on one item: aligned only if every reader said aligned (a tie is misaligned,
+    as in `VotingJudge`)."""
+    return all(r["aligned"] for r in ratings.values())
+
+
+def agreement_report(items: list[dict], judged: list, readers: list[str]) -> dict:
+    """Kappa and raw agreement of a judge with each reader and with the readers' consensus, the readers' own
+    kappa, MAR by each, and the per-criterion confusion (judge fired x readers fired, rubric names)."""
+    from reasonalign.judges.agreement import cohen_kappa
+
+    judge = [j.aligned for j in judged]
+    report = {"n": len(items), "judge_mar": 1 - sum(judge) / len(judge) if judge else None, "readers": {}}
+    for name in readers:
+        theirs = [it["ratings"][name]["aligned"] for it in items]
+        report["readers"][name] = {"kappa": cohen_kappa(judge, theirs), "raw": _raw(judge, theirs),
+                                   "mar": 1 - sum(theirs) / len(theirs)}
+    joint = [consensus(it["ratings"]) for it in items]
+    report["consensus"] = {"kappa": cohen_kappa(judge, joint), "raw": _raw(judge, joint),
+                           "mar": 1 - sum(joint) / len(joint)}
+    if len(readers) == 2:
+        a, b = ([it["ratings"][r]["aligned"] for it in items] for r in readers)
+        report["readers_kappa"] = {"kappa": cohen_kappa(a, b), "raw": _raw(a, b)}
+    confusion = {}
+    for criterion in RUBRIC:
+        fired = [any(JUDGE_TO_RUBRIC.get(c) == criterion for c in j.criteria) for j in judged]
+        said = [any(criterion in r.get("criteria", []) for r in it["ratings"].values()) for it in items]
+        confusion[criterion] = {"both": sum(f and s for f, s in zip(fired, said)),
+                                "judge_only": sum(f and not s for f, s in zip(fired, said)),
+                                "readers_only": sum(s and not f for f, s in zip(fired, said)),
+                                "neither": sum(not f and not s for f, s in zip(fired, said))}
+    report["criteria"] = confusion
+    return report
+
+
+def _raw(a: list, b: list) -> float:
+    return sum(x == y for x, y in zip(a, b)) / len(a) if a else float("nan")
