@@ -33,7 +33,8 @@ class FinetuneConfig:
     seed: int = option(0, "seed for data sampling, LoRA init and shuffling")
     logging_steps: int = option(5, "log loss and tokens/s every N steps (progress bar and --report-to)")
     report_to: str = option("tensorboard", "where the Trainer logs: tensorboard (OUTPUT/runs), mlflow "
-                                           "($MLFLOW_TRACKING_URI, default ./mlruns; pip install mlflow-skinny), "
+                                           "($MLFLOW_TRACKING_URI: a server, or file:./mlruns with "
+                                           "MLFLOW_ALLOW_FILE_STORE=true; pip install mlflow-skinny), "
                                            "wandb (WANDB_MODE=offline works offline; pip install wandb) or none",
                             ["tensorboard", "mlflow", "wandb", "none"])
     save_steps: int = option(100, "checkpoint every N steps (0 = only at the end)")

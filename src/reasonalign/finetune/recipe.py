@@ -101,8 +101,7 @@ def check_tracker(report_to: str) -> None:
         return
     module, pip_name, off = TRACKERS[report_to]
     if importlib.util.find_spec(module) is None:
-        raise UserError(f"--report-to {report_to} needs {module}: pip install {pip_name} "
-                        f"(or pip install 'reasonalign[{report_to}]')")
+        raise UserError(f"--report-to {report_to} needs {module}: pip install {pip_name}")
     if off and os.environ.get(off, "").upper() == "TRUE":
         raise UserError(f"--report-to {report_to}: {off}=TRUE in the environment switches it off; unset it")
 
