@@ -59,8 +59,10 @@ def test_every_format_reads_like_the_csv(tmp_path, hub_cache):
         assert r.stdout.strip() == f"ok: {spec}: 12 rows (6 ethical, 6 unethical), reasons on every row", spec
 
 
-def test_row_errors_are_one_line(tmp_path, hub_cache):
+def test_row_errors_are_one_line(tmp_path, hub_cache, capsys):
     from datasets import Dataset, DatasetDict
+
+    from reasonalign.cli import main
 
     bad = {**ROWS, "y": ROWS["y"][:3] + ["maybe"] + ROWS["y"][4:], "text": [""] + ROWS["text"][1:]}
     parquet = _parquet(tmp_path / "bad.parquet", bad)
@@ -68,6 +70,7 @@ def test_row_errors_are_one_line(tmp_path, hub_cache):
     DatasetDict({"train": Dataset.from_dict(ROWS), "test": Dataset.from_dict(ROWS)}).save_to_disk(disk)
     broken = tmp_path / "broken.parquet"
     broken.write_text("not parquet")
+    capsys.readouterr()  # save_to_disk's progress bars
     cases = [
         ([parquet, *MAPS], f"{parquet}:1: empty statement (and 1 more problems)"),
         ([parquet, "--label-map", "no=ethical,yes=unethical"], f"{parquet}: no 'statement' column (columns: text, y, why)"),
@@ -77,10 +80,10 @@ def test_row_errors_are_one_line(tmp_path, hub_cache):
         (["hf:nobody/absent@train", *MAPS], "hf:nobody/absent@train: not in the local cache (offline"),
         (["hf:", *MAPS], "expected hf:NAME[:CONFIG][@SPLIT]"),
     ]
-    for args, message in cases:
-        r = cli("data", "validate", *args)
-        assert r.returncode == 2, (args, r.stdout)
-        assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for args, message in cases:  # in-process `main` (the console script's function): no subprocess each
+        assert main(["data", "validate", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_train_on_parquet_and_eval_on_the_hub_cache(tiny_model, tmp_path, hub_cache):

@@ -122,7 +122,10 @@ def test_card_names_the_hub_base_model(monkeypatch):
     assert hub_base_model("/some/local/folder") is None
 
 
-def test_bad_inputs(adapters, tmp_path):
+def test_bad_inputs(adapters, tmp_path, capsys):
+    """In-process `main` (the console script's function): the same one-line errors, without a subprocess each."""
+    from reasonalign.cli import main
+
     sft, _ = adapters
     full = tmp_path / "full"
     full.mkdir()
@@ -135,7 +138,7 @@ def test_bad_inputs(adapters, tmp_path):
         (["--adapter", str(sft), "--output", str(sft)], "is the adapter folder itself"),
     ]
     for args, message in cases:
-        r = cli("export", *args)
-        assert r.returncode == 2, (args, r.stderr)
-        assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert main(["export", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o1").exists() and sorted(p.name for p in full.iterdir()) == ["keep.txt"]

@@ -44,15 +44,21 @@ def test_mlflow_local_file_store(tiny_model, small_csv, tmp_path, monkeypatch):
     assert {"tokens_per_s", "real_tokens"} <= set(runs[0].data.metrics)  # our own logged numbers too
 
 
-def test_bad_tracker_is_one_line(tiny_model, small_csv, tmp_path, monkeypatch):
-    cases = [(["--report-to", "comet"], "invalid choice: 'comet'")]
+def test_bad_tracker_is_one_line(tiny_model, small_csv, tmp_path, monkeypatch, capsys):
+    from reasonalign.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--report-to", "comet"])
+    assert exit_.value.code == 2 and "invalid choice: 'comet'" in capsys.readouterr().err
+    cases = []
     if importlib.util.find_spec("wandb") is None:
         cases.append((["--report-to", "wandb"], "--report-to wandb needs wandb: pip install wandb"))
     if importlib.util.find_spec("mlflow") is not None:
         monkeypatch.setenv("DISABLE_MLFLOW_INTEGRATION", "TRUE")
         cases.append((["--report-to", "mlflow"], "DISABLE_MLFLOW_INTEGRATION=TRUE in the environment switches it off"))
-    for extra, message in cases:
-        r = _train(tiny_model, small_csv, tmp_path / "bad", *extra)
-        assert r.returncode == 2, (extra, r.stderr)
-        assert message in r.stderr.strip().splitlines()[-1], r.stderr
+    for extra, message in cases:  # in-process `main`: the check runs before any model loads
+        assert main(["train", "--model", tiny_model, "--data", small_csv, "--output", str(tmp_path / "bad"),
+                     *FAST, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "bad").exists()
