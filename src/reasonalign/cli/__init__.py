@@ -14,14 +14,14 @@ from reasonalign.core.errors import UserError
 
 def build_parser() -> argparse.ArgumentParser:
     # here, not at the top: cli.recipe imports this package's main/build_parser back
-    from reasonalign.cli import (align, annotate, baselines, data, demo, eval, generate, judge, model, recipe,
-                                 reproduce, sample, train)
+    from reasonalign.cli import (align, annotate, baselines, data, demo, eval, export, generate, judge, model,
+                                 recipe, reproduce, sample, train)
 
     parser = argparse.ArgumentParser(prog="reasonalign", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (data, model, train, eval, generate, sample, align, baselines, judge, annotate, recipe, demo,
-                   reproduce):
+    for module in (data, model, train, eval, generate, sample, align, export, baselines, judge, annotate, recipe,
+                   demo, reproduce):
         module.register(sub)
     return parser
 

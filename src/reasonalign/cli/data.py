@@ -6,7 +6,8 @@ from reasonalign.data import load, parse_columns, parse_label_map
 from reasonalign.data.audit import audit, render
 from reasonalign.core.verdict import LABELS
 
-SPEC_HELP = "a .csv/.tsv/.jsonl/.json file, dfar[:train|test|test-clean] or ethos:PATH"
+SPEC_HELP = ("a .csv/.tsv/.jsonl/.json/.parquet file, a save_to_disk folder[@SPLIT], hf:NAME[:CONFIG][@SPLIT], "
+             "dfar[:train|test|test-clean] or ethos:PATH")
 
 
 def register(subparsers) -> None:
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
 def _add_format_options(parser) -> None:
     # Parsed in _load, not via type=: argparse would turn a UserError into a traceback.
     parser.add_argument("--columns", metavar="C",
-                        help="column names, e.g. statement=text,label=y,reason=why (plain files only)")
+                        help="column names, e.g. statement=text,label=y,reason=why (your own files and datasets)")
     parser.add_argument("--label-map", metavar="M",
                         help="raw label values, e.g. no=ethical,yes=unethical (default: 0/1, ethical/unethical)")
 

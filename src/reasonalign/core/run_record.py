@@ -84,7 +84,7 @@ def versions() -> dict:
     import torch
     import transformers
 
-    from reasonalign import __version__
+    from reasonalign._version import __version__
 
     return {"reasonalign": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "python": platform.python_version()}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.verdict import LABELS
+from reasonalign.data.hub import is_dataset_spec, read_dataset
 
 BUILTIN = Path(__file__).parent / "builtin"
 DFAR_SPLITS = {"train": "dfar_train.csv", "test": "dfar_test.csv"}
@@ -106,8 +107,9 @@ def parse_label_map(text: str) -> dict[str, int]:
 
 def load(spec: str, *, method: str | None = None, columns: dict[str, str] | None = None,
          label_map: dict[str, int] | None = None) -> Dataset:
-    """Load `dfar[:train|validation|train-all|test|test-clean]`, `ethos:PATH` or a .csv/.tsv/.jsonl/.json
-    (JSON lines) file.
+    """Load `dfar[:train|validation|train-all|test|test-clean]`, `ethos:PATH`, a .csv/.tsv/.jsonl/.json
+    (JSON lines) file, or through `datasets` (`data/hub.py`): `hf:NAME[:CONFIG][@SPLIT]`, a `save_to_disk`
+    folder (`FOLDER[@SPLIT]`) or a .parquet file.
 
     `method="lr"` (labels + reasons) requires a non-empty reason on every row. `columns` and
     `label_map` apply to plain files only: the DFAR and ETHOS formats are fixed.
@@ -123,10 +125,14 @@ def load(spec: str, *, method: str | None = None, columns: dict[str, str] | None
     path = Path(spec)
     fields = {"statement": "statement", "label": "label", "reason": "reason", **(columns or {})}
     label_of = _mapper(DEFAULT_LABEL_MAP if label_map is None else label_map)
+    if is_dataset_spec(spec):
+        sha256, rows, problems = read_dataset(spec, fields)
+        return _build(spec, spec, b"", _Records(rows, problems), label_of, method, sha256=sha256)
     suffix = path.suffix.lower()
     data = _read_bytes(path)
     if suffix not in (*DELIMITERS, *JSON_SUFFIXES):
-        raise at(path, None, f"unknown file type {suffix or '(no extension)'!r}; use .csv, .tsv, .jsonl or .json (JSON lines)")
+        raise at(path, None, f"unknown file type {suffix or '(no extension)'!r}; use .csv, .tsv, .jsonl, .json (JSON lines), "
+                             f".parquet, a save_to_disk folder or hf:NAME")
     text = _decode(path, data)
     if suffix in JSON_SUFFIXES:
         records = _json_records(path, text, fields)
@@ -213,7 +219,7 @@ def _mapper(label_map: dict[str, int]):
     return label_of
 
 
-def _build(name, path, data, records, label_of, method) -> Dataset:
+def _build(name, path, data, records, label_of, method, sha256: str | None = None) -> Dataset:
     """Turn (row, statement, raw label, reason) records into examples, collecting every problem."""
     problems = list(records.problems)
     examples = []
@@ -233,7 +239,7 @@ def _build(name, path, data, records, label_of, method) -> Dataset:
         raise at(path, row, problem + more)
     if not examples:
         raise at(path, None, "no rows (the file is empty or has only a header)")
-    return Dataset(name=name, path=str(path), examples=examples, sha256=hashlib.sha256(data).hexdigest(),
+    return Dataset(name=name, path=str(path), examples=examples, sha256=sha256 or hashlib.sha256(data).hexdigest(),
                    has_reasons=all(e.reason is not None for e in examples))
 
 

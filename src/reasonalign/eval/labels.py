@@ -31,7 +31,8 @@ class ScoringInputs:
     model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
     adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` or `reasonalign align`")
     data: str = option("dfar:test", "dfar:test (reported with its clean part side by side), dfar:test-clean, "
-                                    "dfar:validation (500 held-out train rows), ethos:PATH, or a CSV/TSV/JSONL path")
+                                    "dfar:validation (500 held-out train rows), ethos:PATH, a CSV/TSV/JSONL/parquet path, a "
+                                    "save_to_disk folder[@SPLIT] or hf:NAME[:CONFIG][@SPLIT]")
     columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y")
     label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
     rows: int | None = option(None, "use the first N rows of a seeded order that keeps the label shares in every "

@@ -31,7 +31,12 @@ class FinetuneConfig:
     precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
     qlora: bool = option(False, "load the base model in 4-bit NF4 (needs a CUDA GPU and bitsandbytes)")
     seed: int = option(0, "seed for data sampling, LoRA init and shuffling")
-    logging_steps: int = option(5, "log loss and tokens/s every N steps (progress bar and TensorBoard)")
+    logging_steps: int = option(5, "log loss and tokens/s every N steps (progress bar and --report-to)")
+    report_to: str = option("tensorboard", "where the Trainer logs: tensorboard (OUTPUT/runs), mlflow "
+                                           "($MLFLOW_TRACKING_URI: a server, or file:./mlruns with "
+                                           "MLFLOW_ALLOW_FILE_STORE=true; pip install mlflow-skinny), "
+                                           "wandb (WANDB_MODE=offline works offline; pip install wandb) or none",
+                            ["tensorboard", "mlflow", "wandb", "none"])
     save_steps: int = option(100, "checkpoint every N steps (0 = only at the end)")
     resume: bool = option(False, "continue from the last checkpoint in --output")
     overwrite: bool = option(False, "replace an existing finished run in --output")

@@ -14,7 +14,9 @@ A subclass (`train.sft.SFTRecipe`, `align.trainer.AlignRecipe`) fills the hooks 
 "subclass" and nothing else.
 """
 
+import importlib.util
 import json
+import os
 import time
 from pathlib import Path
 
@@ -89,6 +91,21 @@ def quantization_config(config, device: str):
                               bnb_4bit_compute_dtype=compute)
 
 
+TRACKERS = {"mlflow": ("mlflow", "mlflow-skinny", "DISABLE_MLFLOW_INTEGRATION"), "wandb": ("wandb", "wandb", None)}
+
+
+def check_tracker(report_to: str) -> None:
+    """`--report-to mlflow|wandb` needs its library, and must not be switched off by its environment variable
+    (the Trainer would then log nowhere without a word)."""
+    if report_to not in TRACKERS:
+        return
+    module, pip_name, off = TRACKERS[report_to]
+    if importlib.util.find_spec(module) is None:
+        raise UserError(f"--report-to {report_to} needs {module}: pip install {pip_name}")
+    if off and os.environ.get(off, "").upper() == "TRUE":
+        raise UserError(f"--report-to {report_to}: {off}=TRUE in the environment switches it off; unset it")
+
+
 class FinetuneRecipe:
     stage = "train"  # subclass: "train" or "align" (written to run.json)
     summary_file = "train_summary.json"  # subclass: where the run's numbers go
@@ -146,6 +163,7 @@ class FinetuneRecipe:
             raise UserError(f"{out}: holds a finished run; pass --overwrite to replace it or choose another --output")
         if c.resume and not any(out.glob("checkpoint-*")):
             raise UserError(f"{out}: --resume given but there is no checkpoint to resume from")
+        check_tracker(c.report_to)
 
     def training_arguments(self) -> TrainingArguments:
         """The one mapping of our options onto `TrainingArguments`."""
@@ -157,7 +175,7 @@ class FinetuneRecipe:
             num_train_epochs=c.epochs, max_steps=c.max_steps, logging_steps=c.logging_steps,
             save_strategy="steps" if c.save_steps else "no", save_steps=c.save_steps or 500, save_total_limit=2,
             bf16=self.precision == "bf16", fp16=self.precision == "fp16", use_cpu=self.device == "cpu",
-            seed=c.seed, data_seed=c.seed, report_to=["tensorboard"], remove_unused_columns=False,
+            seed=c.seed, data_seed=c.seed, report_to=[c.report_to], remove_unused_columns=False,
             dataloader_num_workers=0, disable_tqdm=False, **self.extra_arguments())
 
     def setup(self) -> None:

@@ -15,7 +15,8 @@ from reasonalign.finetune.config import FinetuneConfig
 class TrainConfig(FinetuneConfig):
     method: str = option("lr", "l = labels only, lr = labels + reasons, cot = chain-of-thought on GSM8K/AQuA",
                          ["l", "lr", "cot"])
-    data: str = option("dfar:train", "dfar:train (DFAR train minus the 500 dfar:validation rows), a CSV/TSV/JSONL path, or ethos:PATH; "
+    data: str = option("dfar:train", "dfar:train (DFAR train minus the 500 dfar:validation rows), a CSV/TSV/JSONL/parquet path, a save_to_disk "
+                                     "folder[@SPLIT], hf:NAME[:CONFIG][@SPLIT] (a Hub dataset; offline: from the cache), or ethos:PATH; "
                                      "method cot: gsm8k:train, aqua:dev or a GSM8K/AQuA JSONL path")
     columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y,reason=why")
     label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
