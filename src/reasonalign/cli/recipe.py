@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from reasonalign.core.files import write_text
 from reasonalign.core.errors import UserError
 
 BUILTIN = Path(__file__).parents[1] / "recipes"
@@ -219,13 +220,13 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
         if resume:
             ledger[key] = seconds
             Path(out).mkdir(parents=True, exist_ok=True)
-            ledger_file.write_text(json.dumps(ledger, indent=2))
+            write_text(ledger_file, json.dumps(ledger, indent=2))
         print(f"[{i}/{len(steps)}] {step['name']}: done in {seconds} s", flush=True)
     if dry_run:
         return 0
     Path(out).mkdir(parents=True, exist_ok=True)
     total = sum(s["seconds"] or 0 for s in done)
-    (Path(out) / "recipe_summary.json").write_text(json.dumps(
+    write_text(Path(out) / "recipe_summary.json", json.dumps(
         {"recipe": str(path), "output": out, "vars": values, "seconds": round(total, 1), "steps": done}, indent=2))
     if recipe.get("table"):
         from reasonalign.cli.results import write_table

@@ -16,7 +16,7 @@ import numpy as np
 from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
-from reasonalign.core.files import write_jsonl
+from reasonalign.core.files import write_jsonl, write_text
 from reasonalign.core.run_record import prompt_format, read_run
 from reasonalign.data import load, split_off
 from reasonalign.core.verdict import parse_verdict
@@ -180,10 +180,10 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
         return metrics
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_jsonl(out / "predictions.jsonl", [
         {"row": ex.row, "statement": ex.statement, "gold": int(ex.label), "pred": int(p),
          "correct": bool(p == ex.label), **item} for ex, p, item in zip(examples, pred, per_item)])
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))  # last: it marks the evaluation finished
     return metrics
 
 

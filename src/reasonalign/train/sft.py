@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
+from reasonalign.core.files import write_text
 from reasonalign.core.batching import LABEL, Collator, encode
 from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
@@ -68,7 +69,8 @@ class CompletionTrainer(AutocastTrainer):
         if "loss" in logs:
             elapsed = time.time() - self._started
             logs["real_tokens"] = self.real_tokens
-            logs["tokens_per_s"] = round(self.real_tokens / max(elapsed, 1e-9), 1)
+            # this segment's tokens over this segment's time (a resumed run starts with the earlier total)
+            logs["tokens_per_s"] = round((self.real_tokens - self._tokens_at_start) / max(elapsed, 1e-9), 1)
         super().log(logs, *args, **kwargs)
 
 
@@ -79,7 +81,7 @@ class _Clock(TrainerCallback):
         self.trainer, self.max_tokens = trainer, max_tokens
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.trainer._started = time.time()
+        self.trainer._started, self.trainer._tokens_at_start = time.time(), self.trainer.real_tokens
 
     def on_step_end(self, args, state, control, **kwargs):
         if not self.max_tokens:
@@ -172,7 +174,7 @@ class SFTRecipe(FinetuneRecipe):
                                      "fitted_on": "held-out training rows (never the test split)",
                                      "file": "calibration.json"}
             if is_main():
-                (self.out / "calibration.json").write_text(json.dumps(self.calibration_info, indent=2))
+                write_text(self.out / "calibration.json", json.dumps(self.calibration_info, indent=2))
         return {"calibration": self.calibration_info}
 
     def record(self) -> dict:
