@@ -25,6 +25,7 @@ per seed (its `seed` var) into {output}/seed-S and writes the mean and spread ov
 
 import hashlib
 import json
+import re
 import shlex
 import time
 from pathlib import Path
@@ -115,6 +116,15 @@ def fill_vars(value, values: dict):
     return value
 
 
+UNFILLED = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+def unfilled(where: str, value) -> None:
+    """A `{name}` left after the vars were filled names no var: refused before step 1, not at step 5."""
+    if isinstance(value, str) and (m := UNFILLED.search(value)):
+        raise UserError(f"{where}: {{{m.group(1)}}} names no var")
+
+
 def command_line(command: str, options: dict) -> list[str]:
     """`reasonalign` argv of a command and its options: True -> `--key`, False -> `--no-key`, None -> left out."""
     argv = command.split()
@@ -155,6 +165,8 @@ def load_recipe(path: Path, output: str | None = None, settings: dict | None = N
             raise UserError(f"{path}: step {n}: `options` must be a mapping of option: value")
         argv = command_line(step["command"], {key: fill_vars(value, values) for key, value in options.items()})
         creates = step.get("creates")
+        for text in argv + [fill_vars(creates, values) if creates else None]:
+            unfilled(f"{path}: step {n}", text)
         steps.append({"name": step.get("name") or f"step {n}", "argv": argv,
                       "creates": fill_vars(creates, values) if creates else None,
                       "skip": step.get("if") is not None and not values[step["if"]]})
@@ -271,6 +283,8 @@ def run(args) -> int:
         name, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"--set {item}: expected VAR=VALUE")
+        if not value.strip():  # would silently drop the option the var fills
+            raise UserError(f"--set {item}: empty value; give a value (none to unset it) or leave --set out")
         settings[name.strip()] = value.strip()
     if args.seeds:
         return run_seeds(args.file, parse_seeds(args.seeds), output=args.output, settings=settings,

@@ -22,7 +22,8 @@ from pathlib import Path
 import yaml
 
 from reasonalign.core.files import write_text
-from reasonalign.cli.recipe import check_options, command_line, fill_vars, load_recipe, parse_seeds, recipe_path
+from reasonalign.cli.recipe import (check_options, command_line, fill_vars, load_recipe, parse_seeds, recipe_path,
+                                    unfilled)
 from reasonalign.core.errors import UserError
 
 KEYS = {"title", "output", "seeds", "vars", "files", "paper", "cells", "columns", "rows", "compare", "extra_sources",
@@ -69,13 +70,39 @@ def load_config(path: Path, output: str | None, seeds: str | None, settings: lis
         name, sep, value = item.partition("=")
         if not sep or name.strip() not in config["vars"]:
             raise UserError(f"--set {item}: expected VAR=VALUE with VAR one of {', '.join(config['vars']) or 'none'}")
+        if not value.strip():
+            raise UserError(f"--set {item}: empty value; give a value or leave --set out")
         config["vars"][name.strip()] = value.strip()
     return config
+
+
+def check_references(path: Path, config: dict) -> None:
+    """Every `{cell:NAME}` of the table names a listed cell and every `compare:` pair names rows of the
+    table, before any cell runs: a typo would otherwise show as "—" after hours of work."""
+    cells, methods = set(config["cells"]), set()
+    texts = []
+    for n, row in enumerate(config["rows"], 1):
+        if not isinstance(row, dict) or not isinstance(row.get("folders"), dict) or "method" not in row:
+            raise UserError(f"{path}: rows: row {n} needs `method:` and `folders:`")
+        methods.add(row["method"])
+        texts += [(f"row {row['method']}", t) for t in row["folders"].values()]
+    texts += [("extra_sources", s.get("folder", "")) for s in config.get("extra_sources") or [] if isinstance(s, dict)]
+    for where, text in texts:
+        for ref in CELL_REF.findall(str(text)):
+            if ref not in cells:
+                raise UserError(f"{path}: {where}: {{cell:{ref}}} names no cell (cells: {', '.join(cells)})")
+    for pair in config.get("compare") or []:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise UserError(f"{path}: compare: {pair!r} is not a pair [A, B]")
+        for method in pair:
+            if method not in methods:
+                raise UserError(f"{path}: compare: {method!r} is no row's method")
 
 
 def plan(path: Path, config: dict) -> list[dict]:
     """Every (cell, seed) in order, with its command and folder; checked before anything runs."""
     out, planned, folders = Path(config["output"]), [], {}
+    check_references(path, config)
     for name, cell in config["cells"].items():
         if not isinstance(cell, dict) or ("recipe" in cell) == ("command" in cell):
             raise UserError(f"{path}: cell {name}: give either `recipe:` (with `set:`) or `command:` (with `options:`)")
@@ -89,7 +116,9 @@ def plan(path: Path, config: dict) -> list[dict]:
                 raise UserError(f"{path}: cell {name} (seed {seed}) reads cell {ref}, which is not listed "
                                 f"before it or does not run seed {seed}")
             value = value.replace("{cell:" + ref + "}", str(folders[(ref, seed)]))
-        return fill_vars(value, config["vars"])
+        value = fill_vars(value, config["vars"])
+        unfilled(f"{path}: cell {name}", value)
+        return value
 
     # seed by seed: an interrupted run has whole seeds done first, and a cell reads only its own seed's cells
     for seed in config["seeds"]:

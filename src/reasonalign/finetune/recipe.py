@@ -28,7 +28,7 @@ from peft import LoraConfig
 from transformers import Trainer, TrainingArguments
 
 from reasonalign.core.files import write_text
-from reasonalign.core.config import to_dict
+from reasonalign.core.config import to_dict, validate
 from reasonalign.core.distributed import is_main, world_size
 from reasonalign.core.errors import UserError
 from reasonalign.core.precision import DTYPES, autocast, resolve
@@ -156,6 +156,7 @@ class FinetuneRecipe:
     def check(self) -> None:
         """Every cheap check, before any model is loaded or anything is written."""
         c, out, start = self.config, self.out, self.start_adapter()
+        validate(c)  # the ranges `build` checks for the command line, for configs made in code too
         if start and not (Path(start) / "adapter_config.json").is_file():
             raise UserError(f"{start}: not a LoRA adapter folder (no adapter_config.json)")
         if start and out.resolve() == Path(start).resolve():
