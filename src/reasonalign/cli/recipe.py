@@ -196,6 +196,16 @@ def step_keys(steps: list[dict]) -> list[str]:
     return keys
 
 
+def resume_flag(argv: list[str]) -> list[str]:
+    """`--resume` for a train/align step whose output holds a complete checkpoint of an interrupted run:
+    `train` refuses to start over such checkpoints, and a rerun of the recipe should continue them."""
+    if argv[0] not in ("train", "align") or "--resume" in argv or "--overwrite" in argv or "--output" not in argv:
+        return []
+    out = Path(argv[argv.index("--output") + 1])
+    interrupted = not any((out / f).exists() for f in ("train_summary.json", "align_summary.json", "run.json"))
+    return ["--resume"] if interrupted and any(out.glob("checkpoint-*/trainer_state.json")) else []
+
+
 def run_recipe(file: str, *, output: str | None = None, settings: dict | None = None, dry_run: bool = False,
                resume: bool = False) -> int:
     from reasonalign.cli import main  # runs each step as its own command line
@@ -224,7 +234,7 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
         if dry_run:
             continue
         started = time.time()
-        status = main(step["argv"])
+        status = main(step["argv"] + resume_flag(step["argv"]))
         seconds = round(time.time() - started, 1)
         done.append({**step, "seconds": seconds, "skipped": False})
         if status:

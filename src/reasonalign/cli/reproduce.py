@@ -23,7 +23,7 @@ import yaml
 
 from reasonalign.core.files import write_text
 from reasonalign.cli.recipe import (check_options, command_line, fill_vars, load_recipe, parse_seeds, recipe_path,
-                                    unfilled)
+                                    resume_flag, unfilled)
 from reasonalign.core.errors import UserError
 
 KEYS = {"title", "output", "seeds", "vars", "files", "paper", "cells", "columns", "rows", "compare", "extra_sources",
@@ -164,7 +164,9 @@ def run_cells(cells: list[dict]) -> list[dict]:
         t = time.time()
         if cell["recipe"] is not None:
             run_recipe(str(cell["recipe"]), output=str(cell["folder"]), settings=cell["settings"], resume=True)
-        elif status := main(cell["argv"] + _resume_flag(cell)):
+        elif _trained(cell):
+            print(f"{head}: its run finished before cell.json was written; recorded as done", flush=True)
+        elif status := main(cell["argv"] + resume_flag(cell["argv"])):
             raise UserError(f"cell {cell['name']} seed {cell['seed']} failed with exit status {status}; rerun to "
                             f"continue (finished cells are kept)")
         record = {"name": cell["name"], "seed": cell["seed"], "key": cell["key"], "folder": str(cell["folder"]),
@@ -175,10 +177,11 @@ def run_cells(cells: list[dict]) -> list[dict]:
     return done
 
 
-def _resume_flag(cell: dict) -> list[str]:
-    """A training cell that left a checkpoint when it was interrupted continues from it, not from step 0."""
-    trains = cell["argv"][0] in ("train", "align")
-    return ["--resume"] if trains and any(cell["folder"].glob("checkpoint-*/trainer_state.json")) else []
+def _trained(cell: dict) -> bool:
+    """A train/align cell whose run wrote its summary (its completion marker) but was stopped before cell.json.
+    (An interrupted one that left a checkpoint gets `--resume`: `recipe.resume_flag`.)"""
+    return cell["argv"][0] in ("train", "align") and any(
+        (cell["folder"] / f).is_file() for f in ("train_summary.json", "align_summary.json"))
 
 
 def machine() -> dict:

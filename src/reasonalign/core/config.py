@@ -47,6 +47,8 @@ class Range:
         return self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
 
     def text(self) -> str:
+        if self.lo is not None and self.hi is not None and not (self.lo_open or self.hi_open):
+            return f"between {self.lo:g} and {self.hi:g}" + "".join(f" (or {a:g})" for a in self.also)
         low = None if self.lo is None else f"{'above' if self.lo_open else 'at least'} {self.lo:g}"
         high = None if self.hi is None else f"{'below' if self.hi_open else 'at most'} {self.hi:g}"
         words = " and ".join(filter(None, [low, high])) or "finite"

@@ -11,6 +11,7 @@ you can switch off:
 """
 
 import json
+import sys
 import time
 
 import torch
@@ -21,6 +22,7 @@ from reasonalign.core.files import write_text
 from reasonalign.core.batching import LABEL, Collator, encode
 from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
+from reasonalign.core.verdict import LABELS
 from reasonalign.data import split_off, stratified_sample
 from reasonalign.finetune.recipe import AutocastTrainer, FinetuneRecipe
 from reasonalign.losses import label_reason_loss
@@ -114,7 +116,25 @@ def select_rows(config: TrainConfig):
         return dataset, task.rows(dataset.examples, config.train_rows, config.seed), []
     pool, calibration = split_off(dataset.examples, min(config.calibration_rows, len(dataset) // 5), config.seed)
     rows = stratified_sample(pool, min(config.train_rows, len(pool)), config.seed) if config.train_rows else pool
+    check_classes(dataset.path, rows, calibration)
     return dataset, rows, calibration
+
+
+MIN_TRAIN_ROWS = 8
+
+
+def check_classes(path, rows, calibration) -> None:
+    """One class only is an error (nothing to tell apart, no threshold to fit); very few rows, or a
+    calibration set of one class, a loud warning: the run is legal but its numbers mean little."""
+    labels = {ex.label for ex in rows}
+    if len(labels) < 2:
+        which = f"all have label {LABELS[next(iter(labels))]!r}" if labels else "are none"
+        raise UserError(f"{path}: the {len(rows)} training row(s) {which}; a classifier needs both labels")
+    if len(rows) < MIN_TRAIN_ROWS:
+        print(f"warning: {path}: only {len(rows)} training rows; the run will say little", file=sys.stderr)
+    if calibration and len({ex.label for ex in calibration}) < 2:
+        print(f"warning: {path}: the {len(calibration)} calibration rows have one label only; the fitted "
+              f"threshold is unreliable (use more data or --calibration-rows 0)", file=sys.stderr)
 
 
 class SFTRecipe(FinetuneRecipe):
