@@ -18,6 +18,7 @@ A subclass (`train.sft.SFTRecipe`, `align.trainer.AlignRecipe`) fills the hooks 
 """
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -230,7 +231,11 @@ class FinetuneRecipe:
             trainer.real_tokens = prior["real_tokens"]  # one process holds the earlier total: the sum stays right
         trainer.add_callback(SaveProgress(self))
         self.started = time.time()
-        self.result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+        try:
+            self.result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+        except UserError:
+            print(file=sys.stderr)  # the error on its own line, not after the progress bar
+            raise
         self.seconds = prior.get("seconds", 0) + time.time() - self.started
         bad = non_finite(self.model)
         if bad:
