@@ -1,6 +1,7 @@
 """The L/L+R trainer on a tiny model: loss falls, LoRA moves, the base stays frozen, outputs are complete."""
 
 import hashlib
+import shutil
 import json
 import math
 from pathlib import Path
@@ -152,13 +153,18 @@ def test_overwrite_replaces_a_finished_run(tiny_model, small_csv, tmp_path):
 
 def test_resume_continues_from_the_last_checkpoint(tiny_model, small_csv, tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(UserError, match="no checkpoint to resume from"):
+    with pytest.raises(UserError, match="no complete checkpoint to resume from"):
         train(_config(tiny_model, small_csv, out, resume=True))
     assert not out.exists()
-    train(_config(tiny_model, small_csv, out, max_steps=2, save_steps=2, calibration_rows=0))
-    assert (out / "checkpoint-2").is_dir()
+    first = train(_config(tiny_model, small_csv, out, max_steps=4, save_steps=2, calibration_rows=0))
+    # interrupted after checkpoint-2: the later checkpoint and the final files never got written
+    shutil.rmtree(out / "checkpoint-4")
+    for name in ("train_summary.json", "run.json", "adapter_config.json", "adapter_model.safetensors"):
+        (out / name).unlink()
     summary = train(_config(tiny_model, small_csv, out, max_steps=4, save_steps=2, calibration_rows=0, resume=True))
     assert summary["steps"] == 4 and (out / "checkpoint-4").is_dir()
+    assert summary["resumed"] == {"from": "checkpoint-2", "segments": 2, "earlier_counted": True}
+    assert summary["real_tokens"] == first["real_tokens"]  # both segments counted, not only the resumed one
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     logged = [h["step"] for h in state["log_history"] if "loss" in h]
     assert logged == [1, 2, 3, 4]  # steps 1-2 come from the first run: it continued, not restarted

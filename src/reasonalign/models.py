@@ -141,6 +141,8 @@ def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool
     import torch
     from transformers import AutoModelForCausalLM
 
+    if adapter and (Path(adapter) / "adapter_config.json").is_file():
+        check_base(adapter, name)  # before the base model loads
     kwargs = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
@@ -149,14 +151,39 @@ def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool
     except OSError as exc:
         raise UserError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
     if adapter:
-        model = _with_adapter(model, adapter)
+        model = _with_adapter(model, adapter, name)
     return model.to(device or default_device())
 
 
-def _with_adapter(model, adapter: str):
+def _identity(name: str):
+    """What a model name points at, or None when that cannot be told from here (a relative path
+    recorded elsewhere): short names -> their cache folder, folders -> their real path, hub ids as given."""
+    if name in OFFLINE_MODELS:
+        return (cache_dir() / "models" / name).resolve()
+    path = Path(name)
+    if path.exists():
+        return path.resolve()
+    return None if path.is_absolute() or name.startswith(".") or name.count("/") != 1 else name
+
+
+def check_base(adapter: str, name: str) -> None:
+    """Refuse an adapter whose run record names another base model (before any weights load)."""
+    record = read_run(adapter)
+    if not record or not record.base_model:
+        return
+    mine, theirs = _identity(name), _identity(record.base_model)
+    if mine is not None and theirs is not None and mine != theirs:
+        raise UserError(f"{adapter}: was trained on base model {record.base_model!r}, not {name!r}; "
+                        f"pass --model {record.base_model}")
+
+
+def _with_adapter(model, adapter: str, name: str = ""):
     """Wrap `model` with a LoRA adapter. An aligned adapter (`reasonalign align`) was trained on top
     of an SFT model: its run record names that SFT adapter (`base_adapter`, relative to the
-    folder), which is applied and merged first, recursively."""
+    folder), which is applied and merged first, recursively. An adapter of another base model, or
+    one whose weights are NaN/inf (a diverged run), is refused in one line: either would give
+    numbers that look like results."""
+    import torch
     from peft import PeftModel
 
     if not (Path(adapter) / "adapter_config.json").is_file():
@@ -165,7 +192,18 @@ def _with_adapter(model, adapter: str):
     base = record.base_adapter if record else None
     if base:
         model = _with_adapter(model, str(Path(adapter) / base)).merge_and_unload()
-    return PeftModel.from_pretrained(model, adapter)
+    try:
+        model = PeftModel.from_pretrained(model, adapter)
+    except RuntimeError as exc:
+        if "size mismatch" not in str(exc):
+            raise
+        raise UserError(f"{adapter}: its weights do not fit model {name or 'given'} (size mismatch); it was "
+                        f"trained on {record.base_model if record else 'another base model'}") from None
+    bad = [n for n, p in model.named_parameters() if "lora_" in n and not torch.isfinite(p).all()]
+    if bad:
+        raise UserError(f"{adapter}: {len(bad)} adapter weight tensors are not finite (e.g. {bad[0]}); "
+                        f"its training diverged: retrain it (lower --lr)")
+    return model
 
 
 def default_device() -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
-from reasonalign.core.files import write_jsonl
+from reasonalign.core.files import write_jsonl, write_text
 from reasonalign.core.run_record import prompt_format
 from reasonalign.prompts import get_template
 from reasonalign.tasks import TASKS, check, task_for
@@ -193,5 +193,5 @@ def sample(config: SampleConfig) -> dict:
     if not is_main():  # under a launcher every process has all groups; one writes them
         return summary
     write_jsonl(out, groups)  # atomic: never a half-written groups file
-    summary_path.write_text(json.dumps(summary, indent=2))
+    write_text(summary_path, json.dumps(summary, indent=2))
     return summary

@@ -11,6 +11,9 @@ Security, in one place so it can be reviewed:
 - API: `Authorization: Bearer TOKEN` only; the session cookie is never read there, so a
   cross-site request cannot ride on a signed-in browser;
 - any POST whose Origin header names another host (or is "null") is refused;
+- a request whose Host header is not one of ours (loopback names, the --host served, --allowed-hosts)
+  gets 400: DNS rebinding cannot make a rater's browser talk to the app under a foreign name;
+- the session-signing secret is not in the study file (`study.session_secret`);
 - every response carries a strict CSP (no inline script or style at all), nosniff and
   `Referrer-Policy: same-origin`; pages and JSON are never cached (they hold the rater's work).
   Not `no-referrer`: under it browsers send `Origin: null` with every form POST, our own
@@ -44,12 +47,18 @@ CRITERIA_LABELS = {
 }
 
 
-def create_app(db_path, *, max_body: int = 64 * 1024) -> Flask:
-    """The app for the study at `db_path`; requests over `max_body` bytes get 413."""
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def create_app(db_path, *, max_body: int = 64 * 1024, hosts: tuple[str, ...] = ()) -> Flask:
+    """The app for the study at `db_path`; requests over `max_body` bytes get 413, requests for a Host
+    other than the loopback names and `hosts` get 400."""
     app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
-    with study.opened(db_path) as conn:  # a missing or foreign file fails here, not on the first request
-        secret = study.settings(conn)["session_secret"]
-    app.config.update(STUDY_DB=str(db_path), SECRET_KEY=secret, MAX_CONTENT_LENGTH=max_body,
+    with study.opened(db_path):  # a missing or foreign file fails here, not on the first request
+        pass
+    secret = study.session_secret(db_path)
+    allowed = {h.strip().strip("[]").lower() for h in (*LOOPBACK_NAMES, *hosts) if h.strip()}
+    app.config.update(STUDY_DB=str(db_path), SECRET_KEY=secret, MAX_CONTENT_LENGTH=max_body, ALLOWED_HOSTS=allowed,
                       SESSION_COOKIE_NAME="reasonalign_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict")
     # Flask autoescapes only *.html names; ours end in .j2, so turn it on for every template
@@ -58,6 +67,7 @@ def create_app(db_path, *, max_body: int = 64 * 1024) -> Flask:
     app.jinja_env.globals.update(csrf_token=csrf_token, criteria_labels=CRITERIA_LABELS,
                                  max_comment=study.MAX_COMMENT)
 
+    app.before_request(check_host)
     app.before_request(refuse_large_bodies)
     app.before_request(check_post_origin_and_csrf)
     app.after_request(security_headers)
@@ -94,6 +104,13 @@ def close_db(_exc) -> None:
 
 def is_api() -> bool:
     return request.path.startswith("/api/")
+
+
+def check_host():
+    """400 for a Host header that is not one of the names this server answers to."""
+    name = (urlsplit("//" + request.host).hostname or "") if request.host else ""
+    if name.lower() not in current_app.config["ALLOWED_HOSTS"]:
+        abort(400, "Unknown host name.")
 
 
 def refuse_large_bodies():

@@ -21,7 +21,7 @@ import numpy as np
 from reasonalign.baselines import classic, encoder
 from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError
-from reasonalign.core.files import write_jsonl
+from reasonalign.core.files import write_jsonl, write_text
 from reasonalign.data import load
 from reasonalign.tasks import task_for
 
@@ -169,10 +169,10 @@ def write_eval(folder: Path, s: EvalSet, output: tuple, name: str, summary: dict
                    fit_seconds=round(summary["seconds"], 1), seconds=round(seconds, 1), seed=config.seed,
                    config=to_dict(config))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_jsonl(folder / "predictions.jsonl", [
         {"row": e.row, "statement": e.statement, "gold": int(e.label), "pred": int(y), "correct": bool(y == e.label),
          "p_unethical": q} for e, y, q in zip(s.examples, pred, prob)])
+    write_text(folder / "metrics.json", json.dumps(metrics, indent=2))  # last: it marks the evaluation finished
     return metrics
 
 
@@ -181,7 +181,7 @@ def run_baselines(config: BaselinesConfig, log=print) -> dict:
     p = plan(config)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "split.json").write_text(json.dumps({
+    write_text(out / "split.json", json.dumps({
         "data": config.data, "train_data": p.train_name, "seed": config.seed,
         "test_share": p.test_share,
         "train_rows": [e.row for e in p.train],
@@ -195,7 +195,7 @@ def run_baselines(config: BaselinesConfig, log=print) -> dict:
         for s, output in zip(p.evals, outputs):
             m = write_eval(folder / s.folder, s, output, name, summary, config, p)
             splits.update(m["splits"] or {m["data"]: m})
-        (folder / "train_summary.json").write_text(json.dumps({
+        write_text(folder / "train_summary.json", json.dumps({
             "model": describe(name, config), "method": "baseline", "real_tokens": 0, "train_rows": len(p.train),
             "train_data": p.train_name, "seed": config.seed, **summary, "seconds": round(summary["seconds"], 1)},
             indent=2))
@@ -205,5 +205,5 @@ def run_baselines(config: BaselinesConfig, log=print) -> dict:
                          "splits": {k: {f: v[f] for f in ("accuracy", "n", "ci95")} for k, v in splits.items()}}
     report = {"data": config.data, "train_data": p.train_name, "train_rows": len(p.train), "seed": config.seed,
               "models": results, "config": to_dict(config)}
-    (out / "baselines.json").write_text(json.dumps(report, indent=2))
+    write_text(out / "baselines.json", json.dumps(report, indent=2))
     return report

@@ -39,9 +39,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, read-only, a file in the way: the path and the reason, not a traceback
+        if args.debug or exc.filename is None:
+            raise
+        print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def locked(folder, command: str):
+    """The lock of an output folder for one command (`core.lock`): taken by the main process only,
+    after the options are checked and before any work."""
+    from reasonalign.core.lock import output_lock
+
+    return output_lock(folder, f"reasonalign {command} --output {folder}", enabled=is_main())
 
 
 if __name__ == "__main__":

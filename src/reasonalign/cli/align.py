@@ -15,7 +15,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from reasonalign.align.trainer import align
 
-    s = align(cfg.build(AlignConfig, args))
+    from reasonalign.cli import locked
+
+    config = cfg.build(AlignConfig, args)
+    with locked(config.output, "align"):
+        s = align(config)
     before, after = s["ordering_before"]["pair_accuracy"], s["ordering_after"]["pair_accuracy"]
     print(f"done: pairs ordered {before:.1%} -> {after:.1%} on {s['groups']['used']} training groups, "
           f"loss {s['first_loss']:.4f} -> {s['final_loss']:.4f}, {s['steps']} steps in {s['seconds']} s "

@@ -40,6 +40,9 @@ class ServeConfig:
     allow_remote: bool = option(False, "allow a non-loopback --host; put a TLS proxy in front (tokens travel in "
                                        "every request) that passes the Host header through unchanged (the "
                                        "Origin check compares with it)")
+    allowed_hosts: str | None = option(None, "comma-separated extra Host names to answer (a proxy's public name); "
+                                             "requests for any other Host than these, --host and the loopback "
+                                             "names get 400")
     threads: int = option(8, "worker threads of the server")
     max_body_kb: int = option(64, "largest request body accepted, in KiB (larger requests get 413)")
 
@@ -178,7 +181,8 @@ def run_serve(args) -> int:
     from reasonalign.annotate.app import create_app
 
     max_body = config.max_body_kb * 1024
-    server = create_server(create_app(config.db, max_body=max_body), host=config.host, port=config.port,
+    hosts = (config.host, *(config.allowed_hosts or "").split(","))
+    server = create_server(create_app(config.db, max_body=max_body, hosts=hosts), host=config.host, port=config.port,
                            threads=config.threads, max_request_body_size=max_body, ident="reasonalign")
     host = f"[{config.host}]" if ":" in config.host else config.host  # an IPv6 address in a URL needs brackets
     url = f"http://{host}:{server.effective_port}/"

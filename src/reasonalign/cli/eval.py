@@ -62,7 +62,10 @@ def run(args) -> int:
         flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
         raise UserError(f"{flags}: not an option of --task {args.task}")
     config = cfg.build(config_cls, args)
-    metrics = evaluate(config)
+    from reasonalign.cli import locked
+
+    with locked(config.output, f"eval --task {args.task}"):
+        metrics = evaluate(config)
     if is_main():  # under a launcher the main process holds the metrics (core.distributed)
         print(mod.headline(metrics, config))
     return 0

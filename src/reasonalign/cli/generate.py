@@ -15,7 +15,10 @@ def run(args) -> int:
     from reasonalign.eval.reasons import generate
 
     config = cfg.build(GenerateConfig, args)
-    records = generate(config)
+    from reasonalign.cli import locked
+
+    with locked(config.output, "generate"):
+        records = generate(config)
     unparseable = sum(r["verdict"] is None for r in records)
     print(f"{len(records)} generations ({unparseable} without a verdict) -> {config.output}/generations.jsonl")
     return 0

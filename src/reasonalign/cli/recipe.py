@@ -25,12 +25,14 @@ per seed (its `seed` var) into {output}/seed-S and writes the mean and spread ov
 
 import hashlib
 import json
+import re
 import shlex
 import time
 from pathlib import Path
 
 import yaml
 
+from reasonalign.core.files import write_text
 from reasonalign.core.errors import UserError
 
 BUILTIN = Path(__file__).parents[1] / "recipes"
@@ -114,6 +116,15 @@ def fill_vars(value, values: dict):
     return value
 
 
+UNFILLED = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+def unfilled(where: str, value) -> None:
+    """A `{name}` left after the vars were filled names no var: refused before step 1, not at step 5."""
+    if isinstance(value, str) and (m := UNFILLED.search(value)):
+        raise UserError(f"{where}: {{{m.group(1)}}} names no var")
+
+
 def command_line(command: str, options: dict) -> list[str]:
     """`reasonalign` argv of a command and its options: True -> `--key`, False -> `--no-key`, None -> left out."""
     argv = command.split()
@@ -154,6 +165,8 @@ def load_recipe(path: Path, output: str | None = None, settings: dict | None = N
             raise UserError(f"{path}: step {n}: `options` must be a mapping of option: value")
         argv = command_line(step["command"], {key: fill_vars(value, values) for key, value in options.items()})
         creates = step.get("creates")
+        for text in argv + [fill_vars(creates, values) if creates else None]:
+            unfilled(f"{path}: step {n}", text)
         steps.append({"name": step.get("name") or f"step {n}", "argv": argv,
                       "creates": fill_vars(creates, values) if creates else None,
                       "skip": step.get("if") is not None and not values[step["if"]]})
@@ -181,6 +194,19 @@ def step_keys(steps: list[dict]) -> list[str]:
         key = hashlib.sha256((key + json.dumps(step["argv"])).encode()).hexdigest()[:16]
         keys.append(key)
     return keys
+
+
+def resume_flag(argv: list[str], cell: bool = False) -> list[str]:
+    """`--resume` for a train/align step whose output holds a complete checkpoint of an interrupted run:
+    `train` refuses to start over such checkpoints, and a rerun of the recipe should continue them. A
+    reproduce `cell` continues even with `--overwrite` in its options: its folder is its own, never finished
+    before its cell.json, so its checkpoints can only be its own interrupted run's."""
+    if argv[0] not in ("train", "align") or "--resume" in argv or "--output" not in argv or (
+            "--overwrite" in argv and not cell):
+        return []
+    out = Path(argv[argv.index("--output") + 1])
+    interrupted = not any((out / f).exists() for f in ("train_summary.json", "align_summary.json", "run.json"))
+    return ["--resume"] if interrupted and any(out.glob("checkpoint-*/trainer_state.json")) else []
 
 
 def run_recipe(file: str, *, output: str | None = None, settings: dict | None = None, dry_run: bool = False,
@@ -211,7 +237,7 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
         if dry_run:
             continue
         started = time.time()
-        status = main(step["argv"])
+        status = main(step["argv"] + resume_flag(step["argv"]))
         seconds = round(time.time() - started, 1)
         done.append({**step, "seconds": seconds, "skipped": False})
         if status:
@@ -219,13 +245,13 @@ def run_recipe(file: str, *, output: str | None = None, settings: dict | None = 
         if resume:
             ledger[key] = seconds
             Path(out).mkdir(parents=True, exist_ok=True)
-            ledger_file.write_text(json.dumps(ledger, indent=2))
+            write_text(ledger_file, json.dumps(ledger, indent=2))
         print(f"[{i}/{len(steps)}] {step['name']}: done in {seconds} s", flush=True)
     if dry_run:
         return 0
     Path(out).mkdir(parents=True, exist_ok=True)
     total = sum(s["seconds"] or 0 for s in done)
-    (Path(out) / "recipe_summary.json").write_text(json.dumps(
+    write_text(Path(out) / "recipe_summary.json", json.dumps(
         {"recipe": str(path), "output": out, "vars": values, "seconds": round(total, 1), "steps": done}, indent=2))
     if recipe.get("table"):
         from reasonalign.cli.results import write_table
@@ -270,6 +296,8 @@ def run(args) -> int:
         name, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"--set {item}: expected VAR=VALUE")
+        if not value.strip():  # would silently drop the option the var fills
+            raise UserError(f"--set {item}: empty value; give a value (none to unset it) or leave --set out")
         settings[name.strip()] = value.strip()
     if args.seeds:
         return run_seeds(args.file, parse_seeds(args.seeds), output=args.output, settings=settings,

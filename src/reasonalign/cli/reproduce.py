@@ -21,7 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from reasonalign.cli.recipe import check_options, command_line, fill_vars, load_recipe, parse_seeds, recipe_path
+from reasonalign.core.files import write_text
+from reasonalign.cli.recipe import (check_options, command_line, fill_vars, load_recipe, parse_seeds, recipe_path,
+                                    resume_flag, unfilled)
 from reasonalign.core.errors import UserError
 
 KEYS = {"title", "output", "seeds", "vars", "files", "paper", "cells", "columns", "rows", "compare", "extra_sources",
@@ -68,13 +70,39 @@ def load_config(path: Path, output: str | None, seeds: str | None, settings: lis
         name, sep, value = item.partition("=")
         if not sep or name.strip() not in config["vars"]:
             raise UserError(f"--set {item}: expected VAR=VALUE with VAR one of {', '.join(config['vars']) or 'none'}")
+        if not value.strip():
+            raise UserError(f"--set {item}: empty value; give a value or leave --set out")
         config["vars"][name.strip()] = value.strip()
     return config
+
+
+def check_references(path: Path, config: dict) -> None:
+    """Every `{cell:NAME}` of the table names a listed cell and every `compare:` pair names rows of the
+    table, before any cell runs: a typo would otherwise show as "—" after hours of work."""
+    cells, methods = set(config["cells"]), set()
+    texts = []
+    for n, row in enumerate(config["rows"], 1):
+        if not isinstance(row, dict) or not isinstance(row.get("folders"), dict) or "method" not in row:
+            raise UserError(f"{path}: rows: row {n} needs `method:` and `folders:`")
+        methods.add(row["method"])
+        texts += [(f"row {row['method']}", t) for t in row["folders"].values()]
+    texts += [("extra_sources", s.get("folder", "")) for s in config.get("extra_sources") or [] if isinstance(s, dict)]
+    for where, text in texts:
+        for ref in CELL_REF.findall(str(text)):
+            if ref not in cells:
+                raise UserError(f"{path}: {where}: {{cell:{ref}}} names no cell (cells: {', '.join(cells)})")
+    for pair in config.get("compare") or []:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise UserError(f"{path}: compare: {pair!r} is not a pair [A, B]")
+        for method in pair:
+            if method not in methods:
+                raise UserError(f"{path}: compare: {method!r} is no row's method")
 
 
 def plan(path: Path, config: dict) -> list[dict]:
     """Every (cell, seed) in order, with its command and folder; checked before anything runs."""
     out, planned, folders = Path(config["output"]), [], {}
+    check_references(path, config)
     for name, cell in config["cells"].items():
         if not isinstance(cell, dict) or ("recipe" in cell) == ("command" in cell):
             raise UserError(f"{path}: cell {name}: give either `recipe:` (with `set:`) or `command:` (with `options:`)")
@@ -88,7 +116,9 @@ def plan(path: Path, config: dict) -> list[dict]:
                 raise UserError(f"{path}: cell {name} (seed {seed}) reads cell {ref}, which is not listed "
                                 f"before it or does not run seed {seed}")
             value = value.replace("{cell:" + ref + "}", str(folders[(ref, seed)]))
-        return fill_vars(value, config["vars"])
+        value = fill_vars(value, config["vars"])
+        unfilled(f"{path}: cell {name}", value)
+        return value
 
     # seed by seed: an interrupted run has whole seeds done first, and a cell reads only its own seed's cells
     for seed in config["seeds"]:
@@ -134,21 +164,24 @@ def run_cells(cells: list[dict]) -> list[dict]:
         t = time.time()
         if cell["recipe"] is not None:
             run_recipe(str(cell["recipe"]), output=str(cell["folder"]), settings=cell["settings"], resume=True)
-        elif status := main(cell["argv"] + _resume_flag(cell)):
+        elif _trained(cell):
+            print(f"{head}: its run finished before cell.json was written; recorded as done", flush=True)
+        elif status := main(cell["argv"] + resume_flag(cell["argv"], cell=True)):
             raise UserError(f"cell {cell['name']} seed {cell['seed']} failed with exit status {status}; rerun to "
                             f"continue (finished cells are kept)")
         record = {"name": cell["name"], "seed": cell["seed"], "key": cell["key"], "folder": str(cell["folder"]),
                   "seconds": round(time.time() - t, 1), "finished": time.strftime("%Y-%m-%d %H:%M")}
-        marker.write_text(json.dumps(record, indent=2))
+        write_text(marker, json.dumps(record, indent=2))
         done.append({**record, "status": "ran"})
         print(f"{head}: done in {record['seconds'] / 60:.1f} min", flush=True)
     return done
 
 
-def _resume_flag(cell: dict) -> list[str]:
-    """A training cell that left a checkpoint when it was interrupted continues from it, not from step 0."""
-    trains = cell["argv"][0] in ("train", "align")
-    return ["--resume"] if trains and any(cell["folder"].glob("checkpoint-*/trainer_state.json")) else []
+def _trained(cell: dict) -> bool:
+    """A train/align cell whose run wrote its summary (its completion marker) but was stopped before cell.json.
+    (An interrupted one that left a checkpoint gets `--resume`: `recipe.resume_flag`.)"""
+    return cell["argv"][0] in ("train", "align") and any(
+        (cell["folder"] / f).is_file() for f in ("train_summary.json", "align_summary.json"))
 
 
 def machine() -> dict:
@@ -232,7 +265,7 @@ def update_readme(readme: Path, text: str) -> None:
     head, rest = readme_block(readme).split(README_BEGIN, 1)
     tail = rest.split(README_END, 1)[1]
     note = "<!-- generated by `make results` from runs/reproduce-cpu/results.json; edits here are overwritten -->"
-    readme.write_text(f"{head}{README_BEGIN}\n{note}\n{text}\n{README_END}{tail}", encoding="utf-8")
+    write_text(readme, f"{head}{README_BEGIN}\n{note}\n{text}\n{README_END}{tail}", encoding="utf-8")
     print(f"updated {readme}")
 
 
@@ -258,10 +291,10 @@ def run(args) -> int:
     from reasonalign.report.table import write_csv
 
     results["plots"] = write_plots(results, out, out / "plots")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_text(out / "results.json", json.dumps(results, indent=2))
     write_csv(results, out / "results.csv")
     text = summary_markdown(results)
-    (out / "results.md").write_text(text)
+    write_text(out / "results.md", text)
     report = write_report(results, out, results["plots"])
     print(text)
     print(f"saved {out / 'results.md'}, results.csv, results.json, {out / 'plots'}/ and {report}")

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reasonalign.core.errors import UserError
-from reasonalign.core.files import read_jsonl
+from reasonalign.core.files import read_jsonl, write_text
 
 # validation first: the in-distribution check reads before the test columns it qualifies
 ACCURACY_RUNS = ("eval-validation", "eval")
@@ -214,8 +214,8 @@ def write_table(table: dict, values: dict, fill, source: str = "recipe") -> list
     comps = comparisons(pairs, folders, seed) if pairs else []
     if comps:
         lines += _comparison_table(comps, seed)
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps({"config": values, "results": results, "comparisons": comps},
+    write_text(out / "results.md", "\n".join(lines) + "\n")
+    write_text(out / "results.json", json.dumps({"config": values, "results": results, "comparisons": comps},
                                                  indent=2))
     print(f"saved {out / 'results.md'} and {out / 'results.json'}")
     return results
@@ -276,7 +276,7 @@ def write_seed_table(output: Path, seeds: list[int]) -> dict:
                   + ", ".join(f"seed {s}: {d:+.1%} (p={p:.3g})"
                               for s, d, p in zip(c["seeds"], c["differences"], c["mcnemar_p"])) + " |"
                   for c in summary["comparisons"]]
-    (output / "results-seeds.md").write_text("\n".join(lines) + "\n")
-    (output / "results-seeds.json").write_text(json.dumps(summary, indent=2))
+    write_text(output / "results-seeds.md", "\n".join(lines) + "\n")
+    write_text(output / "results-seeds.json", json.dumps(summary, indent=2))
     print(f"saved {output / 'results-seeds.md'} and {output / 'results-seeds.json'}")
     return summary

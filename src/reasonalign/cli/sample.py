@@ -16,7 +16,12 @@ def run(args) -> int:
     from reasonalign.align.sample import sample
 
     config = cfg.build(SampleConfig, args)
-    s = sample(config)
+    from pathlib import Path
+
+    from reasonalign.cli import locked
+
+    with locked(Path(config.output).parent, "sample"):
+        s = sample(config)
     share = "n/a" if s["positive_share"] is None else f"{s['positive_share']:.1%}"
     print(f"{s['n_groups']} groups, {s['n_responses']} responses ({s['duplicates_removed']} duplicates removed), "
           f"{share} correct; {s['groups_mixed']} mixed, {s['groups_all_positive']} all correct, "

@@ -14,7 +14,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from reasonalign.train.sft import train
 
-    summary = train(cfg.build(TrainConfig, args))
+    from reasonalign.cli import locked
+
+    config = cfg.build(TrainConfig, args)
+    with locked(config.output, "train"):
+        summary = train(config)
     print(f"done: {summary['steps']} steps, {summary['real_tokens']} tokens in {summary['seconds']} s "
           f"({summary['tokens_per_s']} tokens/s), final loss {summary['final_loss']:.4f} -> {summary['config']['output']}")
     return 0

@@ -2,11 +2,16 @@
 
 Precedence, lowest first: dataclass defaults < `--config recipe.yaml` < `--key value` flags
 (every field is a flag, e.g. `--lora-r 16`). Unknown YAML keys are errors, so a typo in a
-recipe never silently falls back to a default.
+recipe never silently falls back to a default. Every value, from YAML or a flag, is checked
+against the range of its name (`RANGES`: an option name means one thing in every command)
+before any model loads: `--batch-size 0` or `lr: .nan` is one line, not a traceback after
+minutes of loading, nor a "finished" run that trained nothing.
 """
 
 import argparse
 import dataclasses
+import math
+import sys
 import types
 import typing
 from pathlib import Path
@@ -19,6 +24,69 @@ from reasonalign.core.errors import UserError
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRECISION_HELP = ("precision of every forward pass: bf16 = bfloat16 autocast, fp16 = float16 autocast (GPU only), "
                   "auto = bf16 where a matmul probe on this machine finds it faster, else fp32")
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values an option accepts: a finite number between lo and hi (open ends say "above"/"below"),
+    or one of `also` (e.g. -1 = "use epochs")."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    also: tuple = ()
+
+    def accepts(self, value) -> bool:
+        if value in self.also:
+            return True
+        if not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
+
+    def text(self) -> str:
+        if self.lo is not None and self.hi is not None and not (self.lo_open or self.hi_open):
+            return f"between {self.lo:g} and {self.hi:g}" + "".join(f" (or {a:g})" for a in self.also)
+        low = None if self.lo is None else f"{'above' if self.lo_open else 'at least'} {self.lo:g}"
+        high = None if self.hi is None else f"{'below' if self.hi_open else 'at most'} {self.hi:g}"
+        words = " and ".join(filter(None, [low, high])) or "finite"
+        return words + "".join(f" (or {a:g})" for a in self.also)
+
+
+_POSITIVE, _COUNT, _NONNEG = Range(0, lo_open=True), Range(1), Range(0)
+_SHARE = Range(0, 1, hi_open=True)
+RANGES = {
+    "lr": _POSITIVE, "encoder_lr": _POSITIVE, "epochs": _POSITIVE, "encoder_epochs": _COUNT,
+    "max_steps": Range(1, also=(-1,)), "grad_accum": _COUNT, "batch_size": _COUNT, "groups_per_step": _COUNT,
+    "max_length": _COUNT, "max_new_tokens": _COUNT, "max_tokens": _COUNT, "warmup_ratio": _SHARE,
+    "weight_decay": _NONNEG, "max_grad_norm": _NONNEG, "lora_r": _COUNT, "lora_alpha": _POSITIVE,
+    "lora_dropout": _SHARE, "lora_layers": _COUNT, "logging_steps": _COUNT, "save_steps": _NONNEG,
+    "train_rows": _COUNT, "calibration_rows": _NONNEG, "rows": _COUNT, "skip_rows": _NONNEG, "max_items": _COUNT,
+    "label_weight": Range(0, 1), "k": _COUNT, "temperature": _NONNEG, "top_p": Range(0, 1, lo_open=True),
+    "repetition_penalty": _POSITIVE, "no_repeat_ngram_size": _NONNEG, "seed": _NONNEG,
+    "test_share": Range(0, 1, lo_open=True, hi_open=True), "cv_folds": Range(2), "port": Range(0, 65535),
+    "threads": _COUNT, "max_body_kb": _COUNT, "judge_concurrency": _COUNT, "judge_timeout": _POSITIVE,
+    "judge_retries": _NONNEG, "sft_weight": _NONNEG, "max_responses": _COUNT, "beta": _POSITIVE,
+    "constraint_beta": _NONNEG,
+}
+
+
+def check_value(name: str, value) -> None:
+    """One-line `UserError` when a number is out of its option's range or not finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    rule = RANGES.get(name, Range())
+    if not rule.accepts(value):
+        finite = "" if math.isfinite(value) or rule.also else " a finite number"
+        raise UserError(f"--{name.replace('_', '-')} {value}: must be{finite} {rule.text()}")
+
+
+def validate(config) -> None:
+    """Check every field of a config instance (defaults included): the API path of `build`."""
+    for f in dataclasses.fields(config):
+        check_value(f.name, getattr(config, f.name))
 
 
 def option(default, help: str, choices=None):
@@ -39,10 +107,17 @@ def _base_type(tp):
     return tp
 
 
+def _optional(tp) -> bool:
+    return (isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union) and type(None) in typing.get_args(tp)
+
+
 def _convert(cls, name: str, value):
+    hint = typing.get_type_hints(cls)[name]
     if value is None:
+        if not _optional(hint):  # `lr: null` in a YAML would otherwise reach the trainer as None
+            raise UserError(f"option {name}: needs a value, got null")
         return None
-    tp = _base_type(typing.get_type_hints(cls)[name])
+    tp = _base_type(hint)
     try:
         # YAML gives typed values: never truncate 8.5 to 8 or read true/[..] as a number or text
         if isinstance(value, (list, dict)) or (isinstance(value, bool) and tp is not bool):
@@ -99,6 +174,7 @@ def build(cls, args: argparse.Namespace):
             values[f.name] = _convert(cls, f.name, values[f.name])
             if choices and values[f.name] not in choices:
                 raise UserError(f"option {f.name}: {values[f.name]!r} is not one of {', '.join(map(str, choices))}")
+            check_value(f.name, values[f.name])
     return cls(**values)
 
 
@@ -106,11 +182,14 @@ def _read_yaml(path: Path, names: set[str]) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         row = mark.line + 1 if mark else None
         raise UserError(f"{path}:{row}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:  # allowed (= the defaults), but said: it is as likely the wrong or an unsaved file
+        print(f"warning: {path}: empty config file; every option keeps its default", file=sys.stderr)
+        data = {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of option: value")
     data = {str(k).replace("-", "_"): v for k, v in data.items()}

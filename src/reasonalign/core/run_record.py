@@ -12,6 +12,7 @@ import platform
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from reasonalign.core.files import write_text
 from reasonalign.core.errors import UserError
 
 RECORD_FILE = "run.json"
@@ -35,7 +36,7 @@ class RunRecord:
 
     def write(self, folder) -> Path:
         path = Path(folder) / RECORD_FILE
-        path.write_text(json.dumps(asdict(self), indent=2))
+        write_text(path, json.dumps(asdict(self), indent=2))
         return path
 
 

@@ -8,6 +8,7 @@ more problems are waiting, instead of making the user fix them one run at a time
 
 import csv
 import hashlib
+import re
 import io
 import json
 import random
@@ -219,6 +220,15 @@ def _mapper(label_map: dict[str, int]):
     return label_of
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _control(field: str, text) -> str | None:
+    """A NUL or other control character (tab and newlines are text) is a broken export, not a statement."""
+    m = _CONTROL.search(text) if isinstance(text, str) else None
+    return f"control character U+{ord(m.group()):04X} in the {field} (a broken export?)" if m else None
+
+
 def _build(name, path, data, records, label_of, method, sha256: str | None = None) -> Dataset:
     """Turn (row, statement, raw label, reason) records into examples, collecting every problem."""
     problems = list(records.problems)
@@ -227,6 +237,9 @@ def _build(name, path, data, records, label_of, method, sha256: str | None = Non
         label = label_of(raw_label)
         if not statement:
             problems.append((row, "empty statement"))
+        for field, text in (("statement", statement), ("reason", reason)):
+            if problem := _control(field, text):
+                problems.append((row, problem))
         if isinstance(label, str):
             problems.append((row, label))
         if method == "lr" and not reason:

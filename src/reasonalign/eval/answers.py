@@ -13,7 +13,7 @@ from pathlib import Path
 from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
-from reasonalign.core.files import write_jsonl
+from reasonalign.core.files import write_jsonl, write_text
 from reasonalign.tasks import task_for
 
 
@@ -71,8 +71,8 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
         return metrics
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_jsonl(out / "predictions.jsonl", records)
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))  # last: it marks the evaluation finished
     return metrics
 
 

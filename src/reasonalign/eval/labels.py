@@ -6,7 +6,9 @@ held-out training rows), `--calibrate-on TRAIN_DATA` or `--calibration FILE`; `-
 generate` generates and parses the verdict. Writes metrics.json and predictions.jsonl.
 """
 
+import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
-from reasonalign.core.files import write_jsonl
+from reasonalign.core.files import write_jsonl, write_text
 from reasonalign.core.run_record import prompt_format, read_run
 from reasonalign.data import load, split_off
 from reasonalign.core.verdict import parse_verdict
@@ -98,8 +100,24 @@ def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
         raise UserError(f"{path}: not a calibration file (needs a numeric 'threshold')") from None
 
 
+MAX_STATEMENT_WORDS = 512  # DFAR's longest statement has 64 words; a 20,000-word one took minutes to score
+
+
+def bounded(example):
+    """The example with its statement cut to MAX_STATEMENT_WORDS words: the prompt stays bounded, and
+    the answer (label continuation or generated verdict) comes after it, never cut."""
+    words = example.statement.split()
+    if len(words) <= MAX_STATEMENT_WORDS:
+        return example
+    return dataclasses.replace(example, statement=" ".join(words[:MAX_STATEMENT_WORDS]))
+
+
 def prompts_for(task, template, examples, method: str, tokenizer) -> list[str]:
-    return [task.prompt(ex, template, method, tokenizer) for ex in examples]
+    cut = sum(len(ex.statement.split()) > MAX_STATEMENT_WORDS for ex in examples)
+    if cut:
+        print(f"warning: {cut} statement(s) longer than {MAX_STATEMENT_WORDS} words cut to their first "
+              f"{MAX_STATEMENT_WORDS} for the prompt", file=sys.stderr)
+    return [task.prompt(bounded(ex), template, method, tokenizer) for ex in examples]
 
 
 def score_examples(model, tokenizer, template, examples, method: str, batch_size: int = 32,
@@ -181,10 +199,10 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
         return metrics
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_jsonl(out / "predictions.jsonl", [
         {"row": ex.row, "statement": ex.statement, "gold": int(ex.label), "pred": int(p),
          "correct": bool(p == ex.label), **item} for ex, p, item in zip(examples, pred, per_item)])
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))  # last: it marks the evaluation finished
     return metrics
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasonalign.core.files import write_text
 from reasonalign.core.config import option, to_dict
 from reasonalign.core.distributed import is_main
 
@@ -70,12 +71,11 @@ def evaluate_ranking(config: RankingConfig) -> dict:
         return metrics
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    with open(out / "group_scores.jsonl", "w", encoding="utf-8") as f:
-        for g, s, r, (ok, n) in zip(groups, scores, ranks, counts):
-            f.write(json.dumps({"id": g["id"], "row": g["row"], "scores": s, "ranks": r,
-                                "correct": [x["correct"] for x in g["responses"]],
-                                "pairs": n, "pairs_ordered": ok}) + "\n")
+    write_text(out / "group_scores.jsonl", "".join(
+        json.dumps({"id": g["id"], "row": g["row"], "scores": s, "ranks": r,
+                    "correct": [x["correct"] for x in g["responses"]], "pairs": n, "pairs_ordered": ok}) + "\n"
+        for g, s, r, (ok, n) in zip(groups, scores, ranks, counts)))
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))  # last: it marks the evaluation finished
     return metrics
 
 

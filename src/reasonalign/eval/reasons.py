@@ -19,7 +19,7 @@ from pathlib import Path
 from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.distributed import is_main
-from reasonalign.core.files import read_jsonl, write_jsonl
+from reasonalign.core.files import read_jsonl, write_jsonl, write_text
 from reasonalign.core.verdict import LABELS, parse_verdict
 from reasonalign.eval.labels import ScoringInputs, prompts_for
 from reasonalign.tasks import task_for
@@ -84,7 +84,7 @@ def generate(config: GenerateConfig) -> list[dict]:
     if not is_main():  # under a launcher every process has all generations; one writes them
         return records
     write_jsonl(out / "generations.jsonl", records)
-    (out / "generate_summary.json").write_text(json.dumps(
+    write_text(out / "generate_summary.json", json.dumps(
         {"n": len(records), "seconds": round(seconds, 1), "data": dataset.name, "data_sha256": dataset.sha256,
          "decoding": decoding, "precision": precision, "config": to_dict(config)}, indent=2))
     return records
@@ -325,7 +325,7 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
 
     metrics.update(data=data, seconds=round(time.time() - started, 1), seed=config.seed, config=to_dict(config))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
 

@@ -5,8 +5,11 @@
 - setup: cheap checks (`check`: output folder, options) before anything is loaded; the data,
   tokenised (`build_dataset`); the base model, with an SFT adapter merged in when the run
   starts from one (`start_adapter`); a fresh LoRA; the Hugging Face `Trainer` (`trainer`);
-- train: `trainer.train()`, timed, resuming from the last checkpoint on `--resume`; every forward
-  pass (the trainer's and the before/after measurements) runs in the resolved `--precision`;
+- train: `trainer.train()`, timed, resuming on `--resume` from the newest *complete* checkpoint
+  (`finetune/checkpoints.py`: options compared with the checkpoint's, tokens and seconds carried
+  over); every forward pass (the trainer's and the before/after measurements) runs in the
+  resolved `--precision`; a non-finite loss stops the run at its step, non-finite weights are
+  never saved;
 - save: the adapter and tokenizer, what the subclass saves beside them (`save_extra`), the
   run record (`run.json`, read by every later stage), the summary and `config.yaml`.
 
@@ -17,6 +20,7 @@ A subclass (`train.sft.SFTRecipe`, `align.trainer.AlignRecipe`) fills the hooks 
 import importlib.util
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,11 +30,13 @@ import peft
 from peft import LoraConfig
 from transformers import Trainer, TrainingArguments
 
-from reasonalign.core.config import to_dict
+from reasonalign.core.files import write_text
+from reasonalign.core.config import to_dict, validate
 from reasonalign.core.distributed import is_main, world_size
 from reasonalign.core.errors import UserError
 from reasonalign.core.precision import DTYPES, autocast, resolve
 from reasonalign.core.run_record import RECORD_FILE, RunRecord, versions
+from reasonalign.finetune.checkpoints import SaveProgress, check_resume, checkpoints, latest_complete
 from reasonalign.models import default_device, load_model, load_tokenizer
 
 
@@ -60,6 +66,20 @@ class AutocastTrainer(Trainer):
 
     def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
         return autocast(self.precision, str(self.args.device))
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """The stock step, stopped with one line when its loss is NaN or infinite: the optimizer would
+        otherwise turn every weight non-finite and the run would still end as "finished"."""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            raise UserError(f"step {self.state.global_step + 1}: the training loss is {loss.item()} (not finite); "
+                            f"nothing was saved for this step: lower --lr or check the data")
+        return loss
+
+
+def non_finite(model) -> list[str]:
+    """Names of trainable parameters holding NaN or inf."""
+    return [n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
 
 
 def lora_config(config, n_layers: int):
@@ -154,6 +174,7 @@ class FinetuneRecipe:
     def check(self) -> None:
         """Every cheap check, before any model is loaded or anything is written."""
         c, out, start = self.config, self.out, self.start_adapter()
+        validate(c)  # the ranges `build` checks for the command line, for configs made in code too
         if start and not (Path(start) / "adapter_config.json").is_file():
             raise UserError(f"{start}: not a LoRA adapter folder (no adapter_config.json)")
         if start and out.resolve() == Path(start).resolve():
@@ -161,8 +182,20 @@ class FinetuneRecipe:
         finished = any((out / name).exists() for name in (self.summary_file, RECORD_FILE, "adapter_config.json"))
         if finished and not (c.overwrite or c.resume):
             raise UserError(f"{out}: holds a finished run; pass --overwrite to replace it or choose another --output")
-        if c.resume and not any(out.glob("checkpoint-*")):
-            raise UserError(f"{out}: --resume given but there is no checkpoint to resume from")
+        if c.resume and (out / self.summary_file).exists() and not c.overwrite:
+            raise UserError(f"{out}: the run finished already ({self.summary_file}); nothing to resume "
+                            f"(pass --overwrite to train it again)")
+        self.resume_from, self.prior = None, {}
+        if c.resume:
+            self.resume_from = latest_complete(out)
+            if self.resume_from is None:
+                raise UserError(f"{out}: --resume given but there is no complete checkpoint to resume from"
+                                + (f" ({', '.join(p.name for p in checkpoints(out))} lack trainer_state.json "
+                                   f"or adapter weights)" if checkpoints(out) else ""))
+            self.prior = check_resume(c, self.resume_from)
+        elif not c.overwrite and checkpoints(out):
+            raise UserError(f"{out}: holds checkpoints of an unfinished run ({checkpoints(out)[0].name}); pass "
+                            f"--resume to continue it or --overwrite to start again")
         check_tracker(c.report_to)
 
     def training_arguments(self) -> TrainingArguments:
@@ -205,10 +238,27 @@ class FinetuneRecipe:
         self.hf_trainer = self.trainer(self.model, self.training_arguments(), self.dataset, self.tokenizer)
         self.hf_trainer.precision = self.precision
 
+    def real_tokens_so_far(self) -> int | None:
+        """Real tokens trained on so far, the earlier segments of a resumed run included (None if not counted)."""
+        count = getattr(self.hf_trainer, "total_real_tokens", None)
+        return count() if count else None
+
     def train(self) -> None:
-        started = time.time()
-        self.result = self.hf_trainer.train(resume_from_checkpoint=True if self.config.resume else None)
-        self.seconds = time.time() - started
+        trainer, prior = self.hf_trainer, self.prior
+        if prior.get("real_tokens") and is_main() and hasattr(trainer, "real_tokens"):
+            trainer.real_tokens = prior["real_tokens"]  # one process holds the earlier total: the sum stays right
+        trainer.add_callback(SaveProgress(self))
+        self.started = time.time()
+        try:
+            self.result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+        except UserError:
+            print(file=sys.stderr)  # the error on its own line, not after the progress bar
+            raise
+        self.seconds = prior.get("seconds", 0) + time.time() - self.started
+        bad = non_finite(self.model)
+        if bad:
+            raise UserError(f"step {trainer.state.global_step}: {len(bad)} weight tensors are not finite (e.g. "
+                            f"{bad[0]}); the adapter was not saved: lower --lr")
 
     def save(self) -> dict:
         """Every process measures (the measurements share their batches); the main process writes."""
@@ -236,10 +286,13 @@ class FinetuneRecipe:
                    **{f"{k}_after": v for k, v in after.items()},
                    "precision": self.precision, "device": self.device, "seed": c.seed,
                    "config": to_dict(c), "versions": record.versions, "processes": world_size()}
+        if self.resume_from:  # the numbers above cover every segment; say that the run was resumed
+            summary["resumed"] = {"from": self.resume_from.name, "segments": self.prior.get("segments", 1) + 1,
+                                  "earlier_counted": bool(self.prior)}
         if is_main():
             record.write(out)
-            (out / self.summary_file).write_text(json.dumps(summary, indent=2))
-            (out / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
+            write_text(out / "config.yaml", yaml.safe_dump(to_dict(c), sort_keys=False))
+            write_text(out / self.summary_file, json.dumps(summary, indent=2))  # last: it marks the run finished
         return summary
 
     def run(self) -> dict:

@@ -19,6 +19,21 @@ _YES = {"yes", "y", "1", "true"}
 _NO = {"no", "n", "0", "false"}
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(value):
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection): text starting with
+    = + - @ tab or CR gets a leading single quote. Statements, reasons and rater comments are
+    written by people we do not control; `=HYPERLINK(...)` must open as text."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def restore(value: str) -> str:
+    """The value `neutral` was given (the reader's side of the same rule)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
+
+
 def key_path_for(path: str | Path) -> Path:
     """`ratings.csv` -> `ratings.key.csv` (keep it away from the raters)."""
     path = Path(path)
@@ -48,10 +63,11 @@ def write_sheet(path: str | Path, rows: list[dict], key: dict[str, tuple[str, st
     with path.open("w", newline="", encoding="utf-8") as sheet, key_path.open("w", newline="", encoding="utf-8") as kf:
         out = csv.DictWriter(sheet, fieldnames=COLUMNS + list(extra), restval="")
         out.writeheader()
-        out.writerows(rows)
+        out.writerows({k: neutral(v) for k, v in r.items()} for r in rows)
         kout = csv.writer(kf)
         kout.writerow(KEY_COLUMNS)
-        kout.writerows([blind_id, *key[blind_id]] for blind_id in dict.fromkeys(r["item_id"] for r in rows))
+        kout.writerows([neutral(v) for v in (blind_id, *key[blind_id])]
+                       for blind_id in dict.fromkeys(r["item_id"] for r in rows))
     return key_path
 
 
@@ -89,8 +105,8 @@ def import_ratings(path: str | Path) -> list[tuple[str, str, bool]]:
         ratings, seen = [], set()
         for row in reader:
             line = reader.line_num
-            item_id = (row.get("item_id") or "").strip()
-            rater = (row.get("rater") or "").strip() or path.stem
+            item_id = restore((row.get("item_id") or "").strip())
+            rater = restore((row.get("rater") or "").strip()) or path.stem
             value = (row.get("aligned") or "").strip().lower()
             if not item_id:
                 raise at(path, line, "empty item_id")
@@ -121,7 +137,7 @@ def ratings_by_rater(ratings: list[tuple[str, str, bool]]) -> dict[str, list[Jud
 def read_key(path: str | Path) -> dict[str, tuple[str, str]]:
     """Blinded id -> (model, original item id)."""
     with Path(path).open(newline="", encoding="utf-8") as f:
-        return {r["item_id"]: (r["model"], r["source_item_id"]) for r in csv.DictReader(f)}
+        return {restore(r["item_id"]): (restore(r["model"]), restore(r["source_item_id"])) for r in csv.DictReader(f)}
 
 
 def human_mar(ratings: list[tuple[str, str, bool]], key: str | Path | dict | None = None) -> dict:

@@ -16,6 +16,7 @@ buys nothing against guessing 2^192, and would cost every API request).
 
 import hashlib
 import json
+import os
 import random
 import secrets
 import sqlite3
@@ -96,7 +97,13 @@ MIGRATIONS = [
         VALUES (NEW.rater_id, NEW.item_id, NEW.aligned, NEW.criteria, NEW.comment, NEW.revision, NEW.rated_at);
     END;
     """,
+    # 2: the session-signing secret leaves the study file (anyone with a copy could forge sessions);
+    # it lives in a 0600 key file beside the study or in REASONALIGN_STUDY_SECRET (`session_secret`)
+    """
+    DELETE FROM meta WHERE key = 'session_secret';
+    """,
 ]
+SECRET_ENV = "REASONALIGN_STUDY_SECRET"
 
 
 def now() -> str:
@@ -207,7 +214,7 @@ def create_study(path: str | Path, items_by_model: dict[str, list[JudgeItem]], s
         migrate(conn, tmp)
         conn.execute("BEGIN IMMEDIATE")
         meta = {"app": APP, "seed": str(seed), "show_gold_reason": json.dumps(show_gold_reason),
-                "created_at": now(), "session_secret": secrets.token_hex(32),
+                "created_at": now(),
                 "models": json.dumps(sorted(items_by_model))}
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
         conn.executemany(
@@ -259,7 +266,37 @@ def settings(conn) -> dict:
     """The study's settings as the web app needs them."""
     meta = _meta(conn)
     return {"seed": int(meta["seed"]), "show_gold_reason": json.loads(meta["show_gold_reason"]),
-            "session_secret": meta["session_secret"], "models": json.loads(meta["models"])}
+            "models": json.loads(meta["models"])}
+
+
+def secret_path(db_path) -> Path:
+    """`study.sqlite` -> `study.sqlite.secret`: the key that signs the web app's sessions."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".secret")
+
+
+def session_secret(db_path) -> str:
+    """The session-signing secret: $REASONALIGN_STUDY_SECRET, else the key file beside the study, made
+    on first use with mode 0600. Kept out of the study file, so a copy of the study (sent for analysis,
+    backed up) cannot forge a rater's session; delete the key file to sign every rater out."""
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV]
+    path = secret_path(db_path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)  # readable by others: tighten it rather than serve with it
+        secret = path.read_text(encoding="utf-8").strip()
+        if len(secret) < 32:
+            raise UserError(f"{path}: session key file is empty or too short; delete it to make a new one")
+        return secret
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the session key file ({exc.strerror})") from None
+    secret = secrets.token_hex(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    return secret
 
 
 def _check_name(name: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from reasonalign.core.files import write_text
 from reasonalign.report.plots import PLOTS
 from reasonalign.report.sources import read_json, read_records, sources
 
@@ -37,7 +38,7 @@ def write_report(results: dict, root: Path, plots: dict[str, list[str]]) -> Path
         options={name: list(dict.fromkeys(r[name] for r in reasons)) for name in ("method", "seed", "dataset",
                                                                                      "split")})
     path = root / "report.html"
-    path.write_text(html, encoding="utf-8")
+    write_text(path, html, encoding="utf-8")
     return path
 
 

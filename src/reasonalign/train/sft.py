@@ -11,15 +11,18 @@ you can switch off:
 """
 
 import json
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
+from reasonalign.core.files import write_text
 from reasonalign.core.batching import LABEL, Collator, encode
 from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
+from reasonalign.core.verdict import LABELS
 from reasonalign.data import split_off, stratified_sample
 from reasonalign.finetune.recipe import AutocastTrainer, FinetuneRecipe
 from reasonalign.losses import label_reason_loss
@@ -68,7 +71,8 @@ class CompletionTrainer(AutocastTrainer):
         if "loss" in logs:
             elapsed = time.time() - self._started
             logs["real_tokens"] = self.real_tokens
-            logs["tokens_per_s"] = round(self.real_tokens / max(elapsed, 1e-9), 1)
+            # this segment's tokens over this segment's time (a resumed run starts with the earlier total)
+            logs["tokens_per_s"] = round((self.real_tokens - self._tokens_at_start) / max(elapsed, 1e-9), 1)
         super().log(logs, *args, **kwargs)
 
 
@@ -79,7 +83,7 @@ class _Clock(TrainerCallback):
         self.trainer, self.max_tokens = trainer, max_tokens
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.trainer._started = time.time()
+        self.trainer._started, self.trainer._tokens_at_start = time.time(), self.trainer.real_tokens
 
     def on_step_end(self, args, state, control, **kwargs):
         if not self.max_tokens:
@@ -112,7 +116,25 @@ def select_rows(config: TrainConfig):
         return dataset, task.rows(dataset.examples, config.train_rows, config.seed), []
     pool, calibration = split_off(dataset.examples, min(config.calibration_rows, len(dataset) // 5), config.seed)
     rows = stratified_sample(pool, min(config.train_rows, len(pool)), config.seed) if config.train_rows else pool
+    check_classes(dataset.path, rows, calibration)
     return dataset, rows, calibration
+
+
+MIN_TRAIN_ROWS = 8
+
+
+def check_classes(path, rows, calibration) -> None:
+    """One class only is an error (nothing to tell apart, no threshold to fit); very few rows, or a
+    calibration set of one class, a loud warning: the run is legal but its numbers mean little."""
+    labels = {ex.label for ex in rows}
+    if len(labels) < 2:
+        which = f"all have label {LABELS[next(iter(labels))]!r}" if labels else "are none"
+        raise UserError(f"{path}: the {len(rows)} training row(s) {which}; a classifier needs both labels")
+    if len(rows) < MIN_TRAIN_ROWS:
+        print(f"warning: {path}: only {len(rows)} training rows; the run will say little", file=sys.stderr)
+    if calibration and len({ex.label for ex in calibration}) < 2:
+        print(f"warning: {path}: the {len(calibration)} calibration rows have one label only; the fitted "
+              f"threshold is unreliable (use more data or --calibration-rows 0)", file=sys.stderr)
 
 
 class SFTRecipe(FinetuneRecipe):
@@ -172,7 +194,7 @@ class SFTRecipe(FinetuneRecipe):
                                      "fitted_on": "held-out training rows (never the test split)",
                                      "file": "calibration.json"}
             if is_main():
-                (self.out / "calibration.json").write_text(json.dumps(self.calibration_info, indent=2))
+                write_text(self.out / "calibration.json", json.dumps(self.calibration_info, indent=2))
         return {"calibration": self.calibration_info}
 
     def record(self) -> dict:
