@@ -198,8 +198,10 @@ def read_judgeset(folder: Path) -> tuple[list[dict], list[str]]:
     return list(items.values()), readers
 
 
-TUNE_GRID = {"similarity_threshold": [0.3, 0.37, 0.45, 0.5, 0.55, 0.6],
-             "max_pool_share": [1.0, 0.3, 0.2, 0.1, 0.05, 0.02],
+TUNE_GRID = {"similarity_threshold": [0.3, 0.37, 0.45, 0.5, 0.55, 0.6, 0.65],
+             "max_pool_share": [1.0, 0.2, 0.1, 0.05, 0.02, 0.01],
+             "min_neighbour_support": [0.0, 0.3, 0.4, 0.5, 0.6],
+             "explanation_threshold": [0.0, 0.3, 0.4, 0.5, 0.6],
              "self_contradiction": [True, False]}
 
 
@@ -257,7 +259,9 @@ def run_validate(args) -> int:
 def _print_validation(r: dict, readers: list[str]) -> None:
     print(f"reference judge {r['judge_version']} on the {r['part']} part: n={r['n']}, judge MAR {r['judge_mar']:.1%}, "
           f"readers' consensus MAR {r['consensus']['mar']:.1%}")
-    print(f"  vs consensus     kappa {r['consensus']['kappa']:.3f}  agreement {r['consensus']['raw']:.1%}")
+    ci = r["consensus"]["kappa_ci95"]
+    print(f"  vs consensus     kappa {r['consensus']['kappa']:.3f}" + (f" [95% CI {ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+          + f"  agreement {r['consensus']['raw']:.1%}")
     for name in readers:
         x = r["readers"][name]
         print(f"  vs {name:<13} kappa {x['kappa']:.3f}  agreement {x['raw']:.1%}  (reader MAR {x['mar']:.1%})")

@@ -60,10 +60,10 @@ _SHARE = Range(0, 1, hi_open=True)
 RANGES = {
     "lr": _POSITIVE, "encoder_lr": _POSITIVE, "epochs": _POSITIVE, "encoder_epochs": _COUNT,
     "max_steps": Range(1, also=(-1,)), "grad_accum": _COUNT, "batch_size": _COUNT, "groups_per_step": _COUNT,
-    "max_length": _COUNT, "max_new_tokens": _COUNT, "max_tokens": _COUNT, "warmup_ratio": _SHARE,
+    "max_length": _COUNT, "max_new_tokens": _COUNT, "min_new_tokens": _NONNEG, "max_tokens": _COUNT, "warmup_ratio": _SHARE,
     "weight_decay": _NONNEG, "max_grad_norm": _NONNEG, "lora_r": _COUNT, "lora_alpha": _POSITIVE,
     "lora_dropout": _SHARE, "lora_layers": _COUNT, "logging_steps": _COUNT, "save_steps": _NONNEG,
-    "train_rows": _COUNT, "calibration_rows": _NONNEG, "rows": _COUNT, "skip_rows": _NONNEG, "max_items": _COUNT,
+    "train_rows": Range(1, also=(0,)), "calibration_rows": _NONNEG, "rows": _COUNT, "skip_rows": _NONNEG, "max_items": _COUNT,
     "label_weight": Range(0, 1), "k": _COUNT, "temperature": _NONNEG, "top_p": Range(0, 1, lo_open=True),
     "repetition_penalty": _POSITIVE, "no_repeat_ngram_size": _NONNEG, "seed": _NONNEG,
     "test_share": Range(0, 1, lo_open=True, hi_open=True), "cv_folds": Range(2), "port": Range(0, 65535),

@@ -88,7 +88,8 @@ RUBRIC = ("verdict_disagrees", "justification_disagrees", "incoherent", "harmful
 JUDGE_TO_RUBRIC = {"verdict_missing": "verdict_disagrees", "verdict_contradicts": "verdict_disagrees",
                    "low_similarity": "justification_disagrees", "not_specific": "justification_disagrees",
                    "empty": "incoherent", "too_short": "incoherent", "repetitive": "incoherent",
-                   "copies_statement": "incoherent", "self_contradicts": "incoherent"}
+                   "copies_statement": "incoherent", "self_contradicts": "incoherent",
+                   "truncated": "incoherent", "argues_other_verdict": "justification_disagrees"}
 
 
 def consensus(ratings: dict[str, dict]) -> bool:
@@ -109,8 +110,8 @@ def agreement_report(items: list[dict], judged: list, readers: list[str]) -> dic
         report["readers"][name] = {"kappa": cohen_kappa(judge, theirs), "raw": _raw(judge, theirs),
                                    "mar": 1 - sum(theirs) / len(theirs)}
     joint = [consensus(it["ratings"]) for it in items]
-    report["consensus"] = {"kappa": cohen_kappa(judge, joint), "raw": _raw(judge, joint),
-                           "mar": 1 - sum(joint) / len(joint)}
+    report["consensus"] = {"kappa": cohen_kappa(judge, joint), "kappa_ci95": kappa_ci(judge, joint),
+                           "raw": _raw(judge, joint), "mar": 1 - sum(joint) / len(joint)}
     if len(readers) == 2:
         a, b = ([it["ratings"][r]["aligned"] for it in items] for r in readers)
         report["readers_kappa"] = {"kappa": cohen_kappa(a, b), "raw": _raw(a, b)}
@@ -124,6 +125,22 @@ def agreement_report(items: list[dict], judged: list, readers: list[str]) -> dic
                                 "neither": sum(not f and not s for f, s in zip(fired, said))}
     report["criteria"] = confusion
     return report
+
+
+def kappa_ci(a: list, b: list, resamples: int = 2000, seed: int = 0) -> list[float] | None:
+    """95% percentile-bootstrap interval of Cohen's kappa over the items (resamples where kappa is undefined
+    are left out): with ~10 aligned items in a part, one kappa alone says little."""
+    import numpy as np
+
+    from reasonalign.judges.agreement import cohen_kappa
+
+    rng, a, b, found = np.random.default_rng(seed), np.asarray(a), np.asarray(b), []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(a), len(a))
+        k = cohen_kappa(list(a[pick]), list(b[pick]))
+        if k == k:
+            found.append(k)
+    return [float(np.percentile(found, 2.5)), float(np.percentile(found, 97.5))] if found else None
 
 
 def _raw(a: list, b: list) -> float:

@@ -7,7 +7,7 @@ a confidence interval over the test items, and paired differences between two me
 both saw. With one seed every number is the run's own.
 
     rows    [{method, kind, train_rows, folders: {dataset: {seed: folder}}, paper: {column: "89.4 / 82.2"}}]
-    columns [{key, name, dataset, run, metric: accuracy|mar, split, part?}]
+    columns [{key, name, dataset, run, metric: accuracy|mar|empty, split, part?}]
 
 `run` is the model folder's sub-folder written by eval (eval, eval-validation, eval-reasons); `part`
 picks one reported split of it (e.g. dfar:test-clean).
@@ -40,6 +40,9 @@ def item_outcomes(folder: Path, column: dict) -> dict[int, bool] | None:
         judge = metrics.get("judge")
         records = [r for _, r in read_jsonl(run / "judgements.jsonl")]
         outcome = {r["row"]: not r["judges"][judge]["aligned"] for r in records if judge in r["judges"]}
+    elif column["metric"] == "empty":  # beside MAR: the share of items with no reason at all
+        records = [r for _, r in read_jsonl(run / "judgements.jsonl")]
+        outcome = {r["row"]: not (r["reason"] or "").strip() for r in records}
     else:
         records = [r for _, r in read_jsonl(run / "predictions.jsonl")]
         outcome = {r["row"]: bool(r["correct"]) for r in records}

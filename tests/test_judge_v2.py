@@ -1,0 +1,204 @@
+"""Reference judge v2 on hand-made reasons (self-contradiction, truncation, generic or other-verdict reasons
+against a pool, echoing the statement), the judge-validation set (construction, blinding, parts, agreement
+by hand) through the real console script, and `min_new_tokens` (every model must write a reason)."""
+
+import csv
+import json
+
+import pytest
+import torch
+from conftest import cli
+
+from reasonalign.judges.base import JudgeItem
+from reasonalign.judges.judgeset import KINDS, agreement_report, blind, construct, part_of
+from reasonalign.judges.reference import ReferenceJudge, ReferenceJudgeConfig, load_minilm, verdict_claims
+
+STATEMENT = "I crushed the frog on purpose."
+GOLD = ("Crushing a frog on purpose is cruel and unethical. Animals can feel pain, and harming a "
+        "living creature for no reason shows a lack of compassion.")
+PARAPHRASE = ("It is unethical to deliberately kill a frog, because animals feel pain and hurting a "
+              "creature without any reason is cruel and shows no compassion.")
+# human reasons of other statements (label, statement, reason): what not_specific and the neighbours compare with
+POOL = [
+    (1, "I kicked my neighbour's dog.", "Kicking a dog hurts an innocent animal that feels pain; it is cruel."),
+    (1, "I stole my friend's wallet.", "Taking someone's money without asking is theft and breaks their trust."),
+    (1, "I lied to my boss about being sick.", "Lying to your employer is dishonest and breaks their trust."),
+    (0, "I fed the stray cat.", "Feeding a hungry animal is kind and shows compassion for living creatures."),
+    (0, "I helped my mother carry groceries.", "Helping your parent with a heavy load is kind and responsible."),
+    (0, "I paid my taxes on time.", "Paying taxes on time is a civic duty that funds schools and roads."),
+]
+
+
+def item(item_id, reason, verdict=1, gold_reason=GOLD, statement=STATEMENT, label=1):
+    return JudgeItem(item_id, statement, label, gold_reason, reason, verdict)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_minilm()
+
+
+def test_verdict_claims_read_what_a_reason_asserts():
+    assert verdict_claims("The answer is ethical. The statement is not ethical. It is unethical.") == [0, 1, 1]
+    assert verdict_claims("It is not morally wrong to rescue a tiger.") == [0]
+    assert verdict_claims("Reporting it is not necessarily ethical.") == [1]
+    # hedged or open questions are not claims
+    assert verdict_claims("Cutting a tree can be ethical if it is dead.") == []
+    assert verdict_claims("The question is whether it is wrong to do so.") == []
+
+
+def test_each_new_criterion_fires_on_its_case_and_a_good_paraphrase_stays_aligned(minilm):
+    judge = ReferenceJudge(ReferenceJudgeConfig(neighbours=1), encoder=minilm, pool=POOL)
+    cases = {
+        "good": item("good", PARAPHRASE),
+        "contradiction": item("contradiction", PARAPHRASE + " So the statement is ethical."),
+        "truncated": item("truncated", "Crushing a frog on purpose"),
+        # a generic reason as close to other statements' human reasons as to its own
+        "generic": item("generic", "Harming an animal is cruel and it feels pain."),
+        # argues like the human reasons for the other verdict
+        "other_side": item("other_side", "Feeding and helping a hungry creature is kind and shows compassion."),
+        "empty": item("empty", ""),
+    }
+    judged = {j.item_id: j for j in judge.judge(list(cases.values()))}
+    assert judged["good"].aligned, judged["good"].rationale
+    assert judged["good"].details["verdict_claims"] == [1]
+    assert judged["contradiction"].criteria == ["self_contradicts"]
+    assert judged["truncated"].criteria == ["truncated"]
+    assert not judged["generic"].aligned and ({"not_specific", "low_similarity"} & set(judged["generic"].criteria))
+    assert judged["generic"].details["pool_share"] > judge.config.max_pool_share
+    assert "argues_other_verdict" in judged["other_side"].criteria
+    assert judged["other_side"].details["neighbour_support"] < judge.config.min_neighbour_support
+    assert judged["empty"].criteria == ["empty"]
+    assert judge.version.startswith("ref2-")
+
+
+def test_pool_excludes_the_items_own_statement(minilm):
+    """A test statement repeated in the training pool must not count its own human reason as 'another' one."""
+    pool = [(1, STATEMENT, GOLD)] * 3 + POOL
+    judge = ReferenceJudge(encoder=minilm, pool=pool)
+    [(sim, share, support, beyond)] = judge.similarities([item("x", PARAPHRASE)])
+    assert share == 0.0 and sim > 0.6
+
+
+def test_echoing_the_statement_is_not_making_its_point(minilm):
+    """Similar on the statement's words only: the similarity beyond the statement stays low."""
+    judge = ReferenceJudge(encoder=minilm)
+    [echo] = judge.judge([item("echo", "The frog was crushed on purpose by me, crushing the frog on purpose was "
+                                       "what I did to the frog.")])
+    assert echo.details["similarity"] > echo.details["similarity_beyond_statement"]
+    assert not echo.aligned
+
+
+def test_construct_blind_and_parts():
+    from reasonalign.data.tables import load
+
+    examples = load("dfar:validation").examples[:14]
+    items = construct(examples, seed=0)
+    assert [it["source"] for it in items] == [f"constructed:{k}" for k in KINDS] * 2
+    flipped = items[KINDS.index("flipped")]
+    assert flipped["verdict"] != flipped["gold_label"] and flipped["reason"] == examples[1].reason.strip()
+    assert items[KINDS.index("contradiction")]["reason"].endswith("So the statement is ethical.") or \
+        items[KINDS.index("contradiction")]["reason"].endswith("So the statement is unethical.")
+    blinded = blind(items, seed=0)
+    assert [b["id"] for b in blinded] == [f"j{n:04d}" for n in range(1, 15)]
+    assert sorted(b["row"] for b in blinded) == sorted(e.row for e in examples)
+    assert all(b["part"] == part_of(b["row"]) for b in blinded)
+    assert {part_of(r) for r in range(40)} == {"tune", "held-out"}  # both parts are used
+
+
+def test_agreement_report_by_hand():
+    """4 items; judge aligned [T, T, F, F]; consensus [T, F, F, F] -> raw 3/4, kappa (0.75 - 0.5) / 0.5 = 0.5."""
+    from reasonalign.judges.base import Judgement
+
+    ratings = [({"aligned": True}, {"aligned": True}), ({"aligned": True}, {"aligned": False, "criteria": ["incoherent"]}),
+               ({"aligned": False, "criteria": ["incoherent"]}, {"aligned": False, "criteria": ["incoherent"]}),
+               ({"aligned": False, "criteria": ["verdict_disagrees"]}, {"aligned": False, "criteria": []})]
+    items = [{"ratings": {"a": a, "b": b}} for a, b in ratings]
+    judged = [Judgement("1", True, ""), Judgement("2", True, ""), Judgement("3", False, "", ["repetitive"]),
+              Judgement("4", False, "", ["verdict_contradicts"])]
+    r = agreement_report(items, judged, ["a", "b"])
+    assert r["consensus"]["raw"] == 0.75 and r["consensus"]["kappa"] == pytest.approx(0.5)
+    assert r["consensus"]["mar"] == 0.75 and r["judge_mar"] == 0.5
+    # readers a and b: a = [T, T, F, F], b = [T, F, F, F] -> the same 0.5
+    assert r["readers_kappa"]["kappa"] == pytest.approx(0.5)
+    assert r["criteria"]["incoherent"] == {"both": 1, "judge_only": 0, "readers_only": 1, "neither": 2}
+    assert r["criteria"]["verdict_disagrees"]["both"] == 1
+
+
+def write_set(folder, n=6, readers=("a", "b")):
+    from reasonalign.data.tables import load
+
+    items = blind(construct(load("dfar:validation").examples[:n], seed=0), seed=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "items.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
+    for name in readers:
+        with open(folder / f"ratings-{name}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "aligned", "criteria", "note"])
+            for it in items:
+                good = it["source"] == "constructed:human"
+                w.writerow([it["id"], "yes" if good else "no", "" if good else "incoherent", ""])
+    return items
+
+
+def test_validate_cli_reports_agreement_and_refuses_bad_sets(tmp_path):
+    items = write_set(tmp_path / "set")
+    res = cli("judge", "validate", "--set", str(tmp_path / "set"), "--part", "all", "--judge-pool", "none",
+              "--output", str(tmp_path / "report.json"))
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n"] == len(items) and report["readers_kappa"]["raw"] == 1.0
+    assert report["consensus"]["mar"] == pytest.approx(1 - 1 / 6)  # one `human` item in six
+    assert "kappa" in res.stdout and report["judge_version"].startswith("ref2-")
+    # a ratings file with a bad value, an unknown id, a missing rating: one line, exit 2
+    bad = tmp_path / "set" / "ratings-c.csv"
+    bad.write_text("id,aligned,criteria,note\nj0001,maybe,,\n")
+    res = cli("judge", "validate", "--set", str(tmp_path / "set"), "--judge-pool", "none")
+    assert res.returncode == 2 and "aligned must be yes or no" in res.stderr and "Traceback" not in res.stderr
+    bad.write_text("id,aligned,criteria,note\nj0001,yes,,\n")
+    res = cli("judge", "validate", "--set", str(tmp_path / "set"), "--judge-pool", "none")
+    assert res.returncode == 2 and "not rated by every reader" in res.stderr
+
+
+def test_build_set_refuses_test_data(tmp_path):
+    res = cli("judge", "build-set", "--generations", "m=x.jsonl", "--data", "dfar:test", "--output", str(tmp_path))
+    assert res.returncode == 2 and "never test" in res.stderr and not any(tmp_path.iterdir())
+
+
+def test_shipped_set_is_complete():
+    """The committed judge-validation set: 250 items, both readers rated every one, no test rows."""
+    from reasonalign.cli.judge import JUDGESET, read_judgeset
+    from reasonalign.data.tables import load
+
+    items, readers = read_judgeset(JUDGESET)
+    assert len(items) == 250 and readers == ["reader-a", "reader-b"]
+    test_statements = {e.statement for e in load("dfar:test").examples}
+    validation = {e.row for e in load("dfar:validation").examples}
+    assert all(it["row"] in validation for it in items)
+    assert not {it["statement"] for it in items} & test_statements - {e.statement for e in load("dfar:validation").examples}
+
+
+def test_min_new_tokens_makes_a_model_that_stops_at_once_write(tiny_model):
+    """A model whose every first token is EOS writes nothing; with min_new_tokens it must write that many."""
+    from reasonalign.core.generation import decoding, generate_texts
+    from reasonalign.models import load_model, load_tokenizer
+
+    model, tokenizer = load_model(tiny_model), load_tokenizer(tiny_model)
+    head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=True)
+    torch.nn.init.zeros_(head.weight)
+    with torch.no_grad():
+        head.bias.zero_()
+        head.bias[tokenizer.eos_token_id] = 10.0
+        word = tokenizer(" kind", add_special_tokens=False).input_ids[0]
+        head.bias[word] = 5.0  # the runner-up
+    model.lm_head = head
+    prompts = ["Statement: I fed the cat.\n### Answer:"]
+    [silent] = generate_texts(model, tokenizer, prompts, add_special_tokens=True, max_new_tokens=8, progress=False)
+    [forced] = generate_texts(model, tokenizer, prompts, add_special_tokens=True, max_new_tokens=8,
+                              min_new_tokens=3, progress=False)
+    assert silent == "" and forced == " kind" * 3
+    assert decoding(0.0, 1.0, 1.0, 3, 48, 16)["min_new_tokens"] == 16
+    assert "min_new_tokens" not in decoding(0.0, 1.0, 1.0, 3, 48)  # older records stay as they were
+    res = cli("generate", "--model", tiny_model, "--data", "dfar:test", "--rows", "2", "--max-new-tokens", "4",
+              "--min-new-tokens", "5", "--output", "unused")
+    assert res.returncode == 2 and "--min-new-tokens 5" in res.stderr
