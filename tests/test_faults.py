@@ -182,13 +182,15 @@ def test_output_that_is_a_file_is_refused_before_the_model_loads(capsys, tiny_mo
 
 # ------------------------------------------------------------------ the lock
 
-def test_a_folder_in_use_is_refused_and_left_alone(capsys, tiny_model, tmp_path):
+@pytest.mark.parametrize("command", ["eval", "baselines"])
+def test_a_folder_in_use_is_refused_and_left_alone(capsys, tiny_model, tmp_path, command):
     out = tmp_path / "out"
     out.mkdir()
     (out / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
                                              "command": "reasonalign train --output elsewhere"}))
     before = (out / LOCK_FILE).read_text()
-    rc, err = run(capsys, "eval", "--model", tiny_model, "--output", out)
+    options = ["--model", tiny_model] if command == "eval" else ["--data", "dfar", "--models", "logreg"]
+    rc, err = run(capsys, command, *options, "--output", out)
     refused(rc, err, "in use by another run", f"pid {os.getpid()}", "reasonalign train")
     assert (out / LOCK_FILE).read_text() == before and files(out) == {LOCK_FILE}
 
@@ -459,3 +461,26 @@ def test_session_secret_is_not_in_the_study_file(tmp_path):
     assert key_file.read_text().strip() == app.config["SECRET_KEY"]
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert app.config["SECRET_KEY"].encode() not in db.read_bytes()
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tiny_model, data, tmp_path):
+    """A polite stop (SIGTERM) after training began: the current step is checkpointed, the run stays unfinished,
+    one line says how to continue, and `--resume` finishes it."""
+    out = tmp_path / "run"
+    argv = [*COMMAND, "train", "--model", tiny_model, "--data", str(data), "--output", str(out), "--max-steps", "400",
+            *FAST_TRAIN, "--save-steps", "1000"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
+    deadline = time.time() + 120
+    while not list(out.glob("runs/*/events.out.tfevents.*")) and time.time() < deadline:
+        time.sleep(0.2)  # TensorBoard's event file appears when training starts
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    line = refused(proc.returncode, err, "stopped by SIGTERM at step", "--resume")
+    step = int(line.split("at step ")[1].split(":")[0])
+    assert 0 < step < 400 and (out / f"checkpoint-{step}" / "trainer_state.json").is_file()
+    assert not (out / "train_summary.json").exists() and not (out / LOCK_FILE).exists()
+    resumed = subprocess.run([*argv, "--resume", "--overwrite", "--max-steps", str(step + 1)], capture_output=True,
+                             text=True, env=env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "train_summary.json").read_text())["steps"] == step + 1

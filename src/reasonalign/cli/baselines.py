@@ -25,8 +25,11 @@ def run(args) -> int:
 
     from reasonalign.baselines.run import run_baselines
 
+    from reasonalign.cli import locked
+
     config = cfg.build(BaselinesConfig, args)
-    report = run_baselines(config)
+    with locked(config.output, "baselines"):
+        report = run_baselines(config)
     models = report["models"]
     splits = {k: v["n"] for m in models.values() for k, v in m["splits"].items()}
     table = Table(title=f"baselines on {report['data']}: accuracy ({report['train_rows']} training rows, "

@@ -17,10 +17,13 @@ A subclass (`train.sft.SFTRecipe`, `align.trainer.AlignRecipe`) fills the hooks 
 "subclass" and nothing else.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +31,7 @@ import torch
 import yaml
 import peft
 from peft import LoraConfig
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from reasonalign.core.files import write_text
 from reasonalign.core.config import to_dict, validate
@@ -124,6 +127,33 @@ def check_tracker(report_to: str) -> None:
         raise UserError(f"--report-to {report_to} needs {module}: pip install {pip_name}")
     if off and os.environ.get(off, "").upper() == "TRUE":
         raise UserError(f"--report-to {report_to}: {off}=TRUE in the environment switches it off; unset it")
+
+
+class StopOnSigterm(TrainerCallback):
+    """SIGTERM (a scheduler's or `kill`'s polite stop) ends training after the current step with a checkpoint
+    saved, instead of losing every step since the last one; the run stays unfinished, so `--resume` continues."""
+
+    def __init__(self):
+        self.received = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _handle(self, signum, frame):
+        self.received = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received:
+            control.should_save = control.should_training_stop = True
+        return control
 
 
 class FinetuneRecipe:
@@ -248,12 +278,18 @@ class FinetuneRecipe:
         if prior.get("real_tokens") and is_main() and hasattr(trainer, "real_tokens"):
             trainer.real_tokens = prior["real_tokens"]  # one process holds the earlier total: the sum stays right
         trainer.add_callback(SaveProgress(self))
+        stop = StopOnSigterm()
+        trainer.add_callback(stop)
         self.started = time.time()
         try:
-            self.result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+            with stop.installed():
+                self.result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
         except UserError:
             print(file=sys.stderr)  # the error on its own line, not after the progress bar
             raise
+        if stop.received:
+            raise UserError(f"stopped by SIGTERM at step {trainer.state.global_step}: a checkpoint is saved in "
+                            f"{self.config.output}; rerun the same command with --resume to continue")
         self.seconds = prior.get("seconds", 0) + time.time() - self.started
         bad = non_finite(self.model)
         if bad:
