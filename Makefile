@@ -30,14 +30,16 @@ demo: models  ## untuned vs L vs L+R: accuracy and MAR on DFAR test, full and cl
 results: models  ## the paper's table: reasonalign reproduce --config configs/reproduce-cpu.yaml, then the README's results
 	$(BIN)/reasonalign reproduce --config configs/reproduce-cpu.yaml --readme README.md
 
+# Two workers (pytest-xdist), one torch thread each: most tests are single-threaded command lines, so the two
+# cores are both busy (10 min instead of 15), and no worker's threads wait on the other's.
 test: models lint browser  ## the layering contracts, then the whole suite (including the e2e test with the real SmolLM2)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 lint: setup  ## import-linter: packages import only downward (pyproject.toml [tool.importlinter]), no cycles
 	$(BIN)/lint-imports --no-cache
 
 test-fast: setup browser  ## the suite without the e2e tests
-	$(BIN)/python -m pytest -q -m "not e2e"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 -m "not e2e"
 
 # Only Debian's chromium works here (Playwright's download does not); without apt (or root) this
 # prints why and goes on: tests/test_report.py then skips its browser tests.

@@ -100,7 +100,7 @@ def test_debug_shows_the_error_itself(tmp_path):
 def test_demo_on_a_tiny_model(tiny_model, tmp_path):
     out = tmp_path / "demo"
     r = cli("demo", "--model", tiny_model, "--train-rows", "16", "--test-rows", "16", "--calibration-rows", "8",
-            "--epochs", "1", "--mar-rows", "8", "--mar-max-new-tokens", "6", "--output", str(out))
+            "--epochs", "1", "--mar-rows", "8", "--mar-max-new-tokens", "6", "--mar-min-new-tokens", "2", "--output", str(out))
     assert r.returncode == 0, r.stderr
     results = json.loads((out / "results.json").read_text())["results"]
     assert [x["model"] for x in results] == ["untuned", "L (labels)", "L+R (labels + reasons)"]

@@ -45,6 +45,10 @@ class FakeChatServer:
                     server.auth.append(self.headers.get("Authorization"))
                 try:
                     time.sleep(server.delay)
+                finally:  # the work is done: a client may send its next request as soon as the answer is out
+                    with server.lock:
+                        server.active -= 1
+                try:
                     status = server.fail[n - 1] if n <= len(server.fail) else 200
                     if status != 200:
                         self.send_error(status)
@@ -65,9 +69,6 @@ class FakeChatServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
-                finally:
-                    with server.lock:
-                        server.active -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -22,7 +22,7 @@ def tiny_config(tmp_path, tiny_model) -> str:
             "baselines": {"command": "baselines", "options": {"data": "dfar", "train_rows": 60, "models": "logreg"}},
             "dfar": {"recipe": "demo", "seeds": [0],
                      "set": {"model": "{model}", "train_rows": 16, "test_rows": 16, "calibration_rows": 8,
-                             "mar_rows": 8, "mar_max_new_tokens": 6}},
+                             "mar_rows": 8, "mar_max_new_tokens": 6, "mar_min_new_tokens": 2}},
         },
         "columns": [{"key": "test", "name": "DFAR acc", "dataset": "dfar", "run": "eval", "metric": "accuracy",
                      "split": "full"},
@@ -79,7 +79,7 @@ def test_reproduce_resumes_after_a_kill_and_a_second_run_recomputes_nothing(tiny
     assert rows["LR"]["cells"]["test"]["seeds"] == [0, 1] and rows["LR"]["cells"]["test"]["n"] == 500
     assert rows["LR"]["cells"]["clean"]["n"] == 311 and rows["LR"]["cells"]["test"]["paper"] == "67.8"
     assert rows["L+R"]["cells"]["test"]["n"] == 16 and rows["L+R"]["cells"]["mar"]["n"] == 8
-    assert rows["L+R"]["cells"]["mar"]["judge"].startswith("reference ref1-")
+    assert rows["L+R"]["cells"]["mar"]["judge"].startswith("reference ref2-")
     comp = {(c["a"], c["b"], c["column"]): c for c in results["comparisons"]}
     assert comp[("LR", "L+R", "test")]["n"] == 16  # paired on the 16 rows both saw, seed 0 only
     assert comp[("L", "L+R", "mar")]["per_seed"][0]["n"] == 8
@@ -88,7 +88,7 @@ def test_reproduce_resumes_after_a_kill_and_a_second_run_recomputes_nothing(tiny
     assert list((out / "plots").glob("*.png")) and list((out / "plots").glob("*.svg"))
     md = (out / "results.md").read_text()
     assert "| L+R | 16 | 0 |" in md and "89.4 / 82.2" in md and "| L+R − L |" in md
-    assert "MAR judge: reference ref1-" in md
+    assert "MAR judge: reference ref2-" in md
 
     # 3. a second run recomputes nothing
     r = cli("reproduce", "--config", config)

