@@ -172,8 +172,15 @@ def test_seeds_bootstrap_resamples_shared_items_jointly():
 
 
 def test_readme_block_is_replaced_and_a_missing_block_is_an_error(tmp_path):
-    from reasonalign.cli.reproduce import README_BEGIN, README_END, update_readme
+    from reasonalign.cli.reproduce import markers, update_readme
     from reasonalign.core.errors import UserError
+
+    README_BEGIN, README_END = markers()
+    quick_begin, quick_end = markers("reproduce-quick")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN}\nfull\n{README_END}\n{quick_begin}\nquick\n{quick_end}\n")
+    update_readme(readme, "new quick", "reproduce-quick")  # each config writes its own block only
+    assert "full" in readme.read_text() and "new quick" in readme.read_text() and "\nquick\n" not in readme.read_text()
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nold table\n{README_END}\nafter\n")
