@@ -27,7 +27,7 @@ from reasonalign.cli.recipe import (check_options, command_line, fill_vars, load
 from reasonalign.core.errors import UserError
 
 KEYS = {"title", "output", "seeds", "vars", "files", "paper", "cells", "columns", "rows", "compare", "extra_sources",
-        "caption", "readme_block"}
+        "caption", "readme_block", "results"}
 CELL_REF = re.compile(r"\{cell:([\w.-]+)\}")
 def markers(block: str = "reproduce") -> tuple[str, str]:
     """The README markers of one generated block: a config's `readme_block` (default `reproduce`), so the
@@ -296,14 +296,17 @@ def run(args) -> int:
     from reasonalign.report.plots import write_plots
     from reasonalign.report.table import write_csv
 
-    results["plots"] = write_plots(results, out, out / "plots")
-    write_text(out / "results.json", json.dumps(results, indent=2))
-    write_csv(results, out / "results.csv")
+    # `results: NAME` names the files, so two configs sharing one output folder (and its cells) keep their own
+    name = config.get("results", "results")
+    plots = out / ("plots" if name == "results" else f"{name}-plots")
+    results["plots"] = write_plots(results, out, plots)
+    write_text(out / f"{name}.json", json.dumps(results, indent=2))
+    write_csv(results, out / f"{name}.csv")
     text = summary_markdown(results)
-    write_text(out / "results.md", text)
-    report = write_report(results, out, results["plots"])
+    write_text(out / f"{name}.md", text)
+    report = write_report(results, out, results["plots"], "report.html" if name == "results" else f"{name}.html")
     print(text)
-    print(f"saved {out / 'results.md'}, results.csv, results.json, {out / 'plots'}/ and {report}")
+    print(f"saved {out / (name + '.md')}, {name}.csv, {name}.json, {plots}/ and {report}")
     if args.readme:
         update_readme(Path(args.readme), summary_markdown(results, heading="###"), config.get("readme_block", "reproduce"),
                       config["output"])

@@ -20,8 +20,8 @@ from reasonalign.report.sources import read_json, read_records, sources
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def write_report(results: dict, root: Path, plots: dict[str, list[str]]) -> Path:
-    """Render `root/report.html` from results.json's dict and write_plots' {name: [png, svg]}."""
+def write_report(results: dict, root: Path, plots: dict[str, list[str]], name: str = "report.html") -> Path:
+    """Render `root/NAME` from results.json's dict and write_plots' {name: [png, svg]}."""
     root = Path(root)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
@@ -37,7 +37,7 @@ def write_report(results: dict, root: Path, plots: dict[str, list[str]]) -> Path
         plots=_embedded(root, plots), reasons=reasons,
         options={name: list(dict.fromkeys(r[name] for r in reasons)) for name in ("method", "seed", "dataset",
                                                                                      "split")})
-    path = root / "report.html"
+    path = root / name
     write_text(path, html, encoding="utf-8")
     return path
 
