@@ -18,7 +18,8 @@ GOLD = ("Crushing a frog on purpose is cruel and unethical. Animals can feel pai
         "living creature for no reason shows a lack of compassion.")
 PARAPHRASE = ("It is unethical to deliberately kill a frog, because animals feel pain and hurting a "
               "creature without any reason is cruel and shows no compassion.")
-# human reasons of other statements (label, statement, reason): what not_specific and the neighbours compare with
+# human reasons of other statements (label, statement, reason): what not_specific compares with and the
+# stance classifier learns from
 POOL = [
     (1, "I kicked my neighbour's dog.", "Kicking a dog hurts an innocent animal that feels pain; it is cruel."),
     (1, "I stole my friend's wallet.", "Taking someone's money without asking is theft and breaks their trust."),
@@ -48,7 +49,7 @@ def test_verdict_claims_read_what_a_reason_asserts():
 
 
 def test_each_new_criterion_fires_on_its_case_and_a_good_paraphrase_stays_aligned(minilm):
-    judge = ReferenceJudge(ReferenceJudgeConfig(neighbours=1), encoder=minilm, pool=POOL)
+    judge = ReferenceJudge(encoder=minilm, pool=POOL)
     cases = {
         "good": item("good", PARAPHRASE),
         "contradiction": item("contradiction", PARAPHRASE + " So the statement is ethical."),
@@ -67,9 +68,9 @@ def test_each_new_criterion_fires_on_its_case_and_a_good_paraphrase_stays_aligne
     assert not judged["generic"].aligned and ({"not_specific", "low_similarity"} & set(judged["generic"].criteria))
     assert judged["generic"].details["pool_share"] > judge.config.max_pool_share
     assert "argues_other_verdict" in judged["other_side"].criteria
-    assert judged["other_side"].details["neighbour_support"] < judge.config.min_neighbour_support
+    assert judged["other_side"].details["stance"] < judge.config.min_stance
     assert judged["empty"].criteria == ["empty"]
-    assert judge.version.startswith("ref2-")
+    assert judge.version.startswith("ref3-")
 
 
 def test_pool_excludes_the_items_own_statement(minilm):
@@ -149,7 +150,7 @@ def test_validate_cli_reports_agreement_and_refuses_bad_sets(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["n"] == len(items) and report["readers_kappa"]["raw"] == 1.0
     assert report["consensus"]["mar"] == pytest.approx(1 - 1 / 6)  # one `human` item in six
-    assert "kappa" in res.stdout and report["judge_version"].startswith("ref2-")
+    assert "kappa" in res.stdout and report["judge_version"].startswith("ref3-")
     # a ratings file with a bad value, an unknown id, a missing rating: one line, exit 2
     bad = tmp_path / "set" / "ratings-c.csv"
     bad.write_text("id,aligned,criteria,note\nj0001,maybe,,\n")

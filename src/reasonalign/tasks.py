@@ -133,7 +133,7 @@ TASKS = {"dfar": LabelsTask("dfar"), "ethos": LabelsTask("ethos"),
 
 
 def task_for(spec: str, expect: str | None = None):
-    """The task a data spec names: `dfar:...`, `ethos:PATH`, `gsm8k:...`, `aqua:...`, or a file.
+    """The task a data spec names: `dfar:...`, `ethos:PATH`, `gsm8k:...`, `aqua:...`, `arith[N]:...`, or a file.
 
     A CSV/TSV file is DFAR-style; a JSON-lines file is GSM8K or AQuA when its first record has
     their fields, else DFAR-style. A JSON-lines file that cannot be read goes to the loader of
@@ -141,6 +141,8 @@ def task_for(spec: str, expect: str | None = None):
     prefix = spec.partition(":")[0]
     if prefix in TASKS and (prefix in ("dfar", "ethos") or ":" in spec):
         return TASKS[prefix]
+    if cot.is_arith(spec):  # generated arithmetic problems, written in GSM8K's format (data/arith.py)
+        return TASKS["gsm8k"]
     path = Path(spec)
     if path.suffix.lower() in (".jsonl", ".json"):
         record = None

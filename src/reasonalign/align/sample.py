@@ -16,7 +16,8 @@ reads them. One JSON object per line (the trainer reads exactly these keys):
 - Identical responses are kept once, in first-drawn order; `copies` says how often each was drawn.
 - `rank` (lower = better): with `--scorer none` 0 for correct, 1 for incorrect (binary
   feedback); with `--scorer length` correct responses are ranked by length, shortest first
-  (0, 1, ...; equal lengths share a rank) and every incorrect one ranks after them all.
+  (0, 1, ...; equal lengths share a rank) and every incorrect one ranks after them all; with
+  `--scorer steps` (arith data) by (answer right, gold intermediate results reached), best first.
 - Groups with no correct or no incorrect response are kept (the trainer decides what to do
   with them) and counted in sample_summary.json.
 
@@ -35,6 +36,7 @@ from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl, write_text
 from reasonalign.core.run_record import prompt_format
+from reasonalign.data.arith import chain_score
 from reasonalign.prompts import get_template
 from reasonalign.tasks import TASKS, check, task_for
 
@@ -61,7 +63,9 @@ class SampleConfig:
                                 "a seed draws")
     seed: int = option(0, "seed for row selection and sampling: the same seed gives the same groups")
     scorer: str = option("none", "rank within a group: none = 0 correct / 1 incorrect; length = correct "
-                                 "responses by length, shortest first, incorrect after them", ["none", "length"])
+                                 "responses by length, shortest first, incorrect after them; steps (arith data) = "
+                                 "correct first, then by how many gold intermediate results a response reaches",
+                         ["none", "length", "steps"])
     template: str | None = option(None, "DFAR prompt template (default: the adapter's, else dfar-llama)")
     method: str | None = option(None, "DFAR prompt variant l or lr (default: the adapter's, else lr)", ["l", "lr"])
     output: str = option("runs/sample/groups.jsonl", "groups file; sample_summary.json is written beside it")
@@ -79,6 +83,7 @@ class Item:
     prompt: str
     add_special_tokens: bool
     gold: str
+    chain: tuple[int, ...] = ()  # arith: the gold intermediate results, for --scorer steps
 
 
 def make_group(item: Item, texts: list[str], seed: int, scorer: str = "none") -> dict:
@@ -89,7 +94,12 @@ def make_group(item: Item, texts: list[str], seed: int, scorer: str = "none") ->
     responses = [{"text": t, "correct": check(item.task, t, item.gold), "rank": 1, "copies": c}
                  for t, c in copies.items()]
     good = [r for r in responses if r["correct"]]
-    if scorer == "length":
+    if scorer == "steps":  # GSM8K-RANK-like: (right answer, gold intermediate results reached), best first
+        scores = {id(r): (r["correct"], chain_score(r["text"], list(item.chain))) for r in responses}
+        ladder = sorted(set(scores.values()), reverse=True)
+        for r in responses:
+            r["rank"] = ladder.index(scores[id(r)])
+    elif scorer == "length":
         lengths = sorted({len(r["text"]) for r in good})
         for r in good:
             r["rank"] = lengths.index(len(r["text"]))
@@ -149,7 +159,11 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
     chosen = task.rows(dataset.examples, config.rows, config.seed, config.skip_rows)
     info = {"task": task.name, "data": dataset.name, "data_sha256": dataset.sha256, "data_rows": len(dataset)}
     if task.kind == "answers":
-        return [Item(f"{config.data}:{ex.row}", task.name, task.prompt(ex), True, task.gold(ex)) for ex in chosen], info
+        if config.scorer == "steps" and not all(ex.chain for ex in chosen):
+            raise UserError(f"--scorer steps: {config.data} has no gold intermediate results (`chain`); it is for "
+                            f"arith data (arith:train, data/arith.py)")
+        return [Item(f"{config.data}:{ex.row}", task.name, task.prompt(ex), True, task.gold(ex), ex.chain)
+                for ex in chosen], info
     template_name, method = prompt_format(config.adapter, config.template, config.method)
     template = get_template(template_name)
     if method not in ("l", "lr"):

@@ -90,7 +90,7 @@ def run_calibrate(args) -> int:
 
 # ---------------------------------------------------------------- the rated judge-validation set
 
-JUDGESET = Path(__file__).parents[1] / "judges" / "judgeset" / "v1"
+JUDGESET = Path(__file__).parents[1] / "judges" / "judgeset" / "v1"  # = judgeset.SHIPPED (judges/ stays unloaded for --help)
 
 
 @dataclass
@@ -200,7 +200,7 @@ def read_judgeset(folder: Path) -> tuple[list[dict], list[str]]:
 
 TUNE_GRID = {"similarity_threshold": [0.3, 0.37, 0.45, 0.5, 0.55, 0.6, 0.65],
              "max_pool_share": [1.0, 0.2, 0.1, 0.05, 0.02, 0.01],
-             "min_neighbour_support": [0.0, 0.3, 0.4, 0.5, 0.6],
+             "min_stance": [0.0, 0.3, 0.4, 0.5, 0.6, 0.7],
              "explanation_threshold": [0.0, 0.3, 0.4, 0.5, 0.6],
              "self_contradiction": [True, False]}
 
@@ -211,6 +211,7 @@ def run_validate(args) -> int:
 
     from reasonalign.eval.reasons import judge_items, judge_pool
     from reasonalign.judges import ReferenceJudge, judgeset
+    from reasonalign.judges.agreement import cohen_kappa
 
     config = cfg.build(ValidateConfig, args)
     items, readers = read_judgeset(Path(config.set))
@@ -227,8 +228,6 @@ def run_validate(args) -> int:
             setting = replace(judge.config, **dict(zip(TUNE_GRID, values)))
             judge.config = setting
             aligned = [judge._one(judge_input[k], *sims[k]).aligned for k in tune]
-            from reasonalign.judges.agreement import cohen_kappa
-
             kappa = cohen_kappa(aligned, joint)
             if best is None or kappa > best[0] + 1e-12:
                 best = (kappa, setting)
@@ -239,7 +238,9 @@ def run_validate(args) -> int:
     keep = [k for k, it in enumerate(items) if config.part == "all" or it["part"] == config.part]
     judged = [judge._one(judge_input[k], *sims[k]) for k in keep]
     report = judgeset.agreement_report([items[k] for k in keep], judged, readers)
-    report.update(part=config.part, set=config.set, judge=judge.name,
+    shown = Path(config.set).resolve()  # the shipped set by its place in the package, not this machine's path
+    shown = shown.relative_to(JUDGESET.parents[3]) if shown.is_relative_to(JUDGESET.parents[3]) else shown
+    report.update(part=config.part, set=str(shown), judge=judge.name,
                   judge_version=ReferenceJudge(chosen).version, judge_config={k: getattr(chosen, k) for k in TUNE_GRID},
                   seconds=round(time.time() - started, 1))
     by_source = {}

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import read_jsonl, write_text
+from reasonalign.judges.judgeset import validated
 
 # validation first: the in-distribution check reads before the test columns it qualifies
 ACCURACY_RUNS = ("eval-validation", "eval")
@@ -100,7 +101,7 @@ def _decoding(d: dict) -> str:
 def _caption(results, caption: str) -> str:
     baselines = {k: v for r in results for k, v in r["majority_baseline"].items()}
     majority = ", ".join(f"{k} {v:.1%}" for k, v in baselines.items()) or "—"
-    judge = f" Judge: {results[0]['judge']}." if results[0]["judge"] else ""
+    judge = f" Judge: {validated(results[0]['judge'])}." if results[0]["judge"] else ""
     decoding = next((r["mar_decoding"] for r in results if r.get("mar_decoding")), None)
     if decoding and not _decodings_differ(results):  # else each row says its own
         judge += " MAR decoding: " + _decoding(decoding) + "."

@@ -40,6 +40,7 @@ class CotExample:
     answer: str  # GSM8K: normalised number string; AQuA: option letter
     row: int
     options: tuple[str, ...] = ()  # AQuA: the raw "A)…" strings, in order
+    chain: tuple[int, ...] = ()  # arith: the gold intermediate results (ranking feedback: data/arith.py)
 
 
 # ---------------------------------------------------------------- loading
@@ -60,9 +61,27 @@ def load_cot(spec: str) -> list[CotExample]:
     return _load(*cot_source(spec))
 
 
+_ARITH = re.compile(r"arith(\d*)")
+
+
+def is_arith(spec: str) -> bool:
+    """`arith:SPLIT` or `arithN:SPLIT` (N steps): the generated problems of data/arith.py."""
+    task, sep, _ = spec.partition(":")
+    return bool(sep) and _ARITH.fullmatch(task) is not None
+
+
 def cot_source(spec: str) -> tuple[Path, str | None]:
     """(file, task or None = sniff it) for a data spec, without reading the file."""
     task, _, split = spec.partition(":")
+    if (m := _ARITH.fullmatch(task)) and split:
+        from reasonalign.data import arith
+
+        if split not in arith.SPLIT_SIZES:
+            raise UserError(f"{spec}: unknown split (arith has {', '.join(arith.SPLIT_SIZES)})")
+        steps = int(m.group(1) or arith.DEFAULT_STEPS)
+        if not 1 <= steps <= 8:
+            raise UserError(f"{spec}: arith problems have 1 to 8 steps (arith1:... to arith8:...)")
+        return arith.builtin_folder(steps) / f"{split}.jsonl", "gsm8k"
     if task in SPLITS and split:
         if split not in SPLITS[task]:
             known = ", ".join(f"{t}:{s}" for t in SPLITS for s in SPLITS[t])
@@ -121,7 +140,10 @@ def _parse_gsm8k(record: dict, path: Path, row: int) -> CotExample:
     answer = normalise_number(final)
     body = re.sub(r"<<[^<>]*>>", "", body).strip()  # calculator annotations are not reasoning
     rationale = f"{body}\nThe answer is {answer}." if body else f"The answer is {answer}."
-    return CotExample(question, rationale, answer, row)
+    chain = record.get("chain") or []
+    if not isinstance(chain, list) or not all(isinstance(v, int) for v in chain):
+        raise at(path, row, "field 'chain' must be a list of whole numbers (the intermediate results)")
+    return CotExample(question, rationale, answer, row, chain=tuple(chain))
 
 
 # A trailing "Answer: C" / "ANS:C" / "Correct answer - C" / "(C) is the answer" / bare "C",

@@ -121,7 +121,8 @@ class JudgeOptions:
                                      "each reported, with their agreement (kappa)")
     similarity_threshold: float | None = option(None, "reference judge: cosine threshold (default: "
                                                       "ReferenceJudgeConfig's, chosen on the judge-validation set)")
-    judge_pool: str = option("dfar:train", "reference judge: training data whose human reasons not_specific compares "
+    judge_pool: str = option("dfar:train", "reference judge: training data whose human reasons not_specific and the "
+                                           "stance classifier (argues_other_verdict) compare "
                                            "a reason with (other statements, same label); none = off")
     judge_url: str | None = option(None, "llm judge: OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000")
     judge_model: str | None = option(None, "llm judge: model name at --judge-url, or without a URL a local model "
@@ -144,6 +145,8 @@ class ReasonsConfig(JudgeOptions, GenerateConfig):
                                        "comma-separated, or a study (.sqlite) from `reasonalign annotate`")
     export_ratings: str | None = option(None, "human judge: write a blinded, shuffled rating sheet (and its key) "
                                               "here and stop")
+    exclude_gold: str | None = option(None, "leave out of MAR the rows whose human reason `reasonalign data "
+                                            "check-reasons --output FILE.jsonl` flagged (generations keep every row)")
 
 
 # ---------------------------------------------------------------- inputs
@@ -212,6 +215,20 @@ def build_judges(config: JudgeOptions, out: Path, trust_remote_code: bool = Fals
     return judges
 
 
+def flagged_rows(path: str) -> set:
+    """Rows a `data check-reasons` file flags (its records with non-empty `flags`)."""
+    if not Path(path).is_file():
+        raise UserError(f"--exclude-gold {path}: no such file (write one with `reasonalign data check-reasons "
+                        f"DATA --output FILE.jsonl`)")
+    rows = set()
+    for n, record in read_jsonl(path):
+        if not isinstance(record, dict) or "row" not in record or not isinstance(record.get("flags"), list):
+            raise at(path, n, "not a `data check-reasons` record (row and flags expected)")
+        if record["flags"]:
+            rows.add(record["row"])
+    return rows
+
+
 def judge_pool(spec: str | None) -> list[tuple[int, str, str]]:
     """(label, statement, human reason) of the training rows the reference judge's not_specific compares with."""
     if not spec or spec.lower() == "none":
@@ -260,6 +277,7 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
                 "models": sorted(by_model)}
 
     started = time.time()
+    flagged = flagged_rows(config.exclude_gold) if config.exclude_gold else None  # a bad file: before any work
     if config.generations:
         records, source = read_generations(config.generations), config.generations
         decoding, precision = _generated_with(config.generations)
@@ -271,6 +289,10 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
         decoding, precision = _generated_with(source)
     if not is_main():  # the generations are written; judging and the metrics are one process's job
         return {}
+    excluded = None
+    if flagged is not None:
+        excluded = {"file": config.exclude_gold, "rows": sorted(r["row"] for r in records if r["row"] in flagged)}
+        records = [r for r in records if r["row"] not in flagged]
     items = judge_items(records)
     data = _data_name(config)
     gold_reasons = sum(it.gold_reason is not None for it in items)
@@ -289,6 +311,8 @@ def evaluate_reasons(config: ReasonsConfig) -> dict:
                      "items_with_gold_reason": gold_reasons, "decoding": decoding, "precision": precision,
                      # beside MAR: a model that writes no reason is misaligned for a different cause than a bad one
                      "empty_reason_rate": sum(not it.reason.strip() for it in items) / len(items) if items else None}
+    if excluded is not None:
+        metrics["excluded_gold"] = excluded
     if judge_precision is not None:
         metrics["judge_precision"] = judge_precision
     if gold_reasons < len(items):

@@ -15,10 +15,14 @@ readers is reported), so no statement is in both.
 """
 
 import hashlib
+import json
 import random
 import re
+from pathlib import Path
 
 from reasonalign.core.verdict import LABELS
+
+SHIPPED = Path(__file__).parent / "judgeset" / "v1"  # the rated set and its validation.json
 
 KINDS = ("human", "flipped", "other_statement", "loop", "truncated", "restated", "contradiction")
 SHEET_FIELDS = ("id", "statement", "human_verdict", "human_reason", "verdict", "reason")
@@ -145,3 +149,18 @@ def kappa_ci(a: list, b: list, resamples: int = 2000, seed: int = 0) -> list[flo
 
 def _raw(a: list, b: list) -> float:
     return sum(x == y for x, y in zip(a, b)) / len(a) if a else float("nan")
+
+
+def validated(judge: str, record: Path = SHIPPED / "validation.json") -> str:
+    """The words every MAR table carries about its judge ("reference ref3-…"): the held-out kappa of that very
+    version with careful readers from the shipped validation record, or that this version was not validated."""
+    try:
+        r = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return f"{judge}: not validated (no {record.name})"
+    if judge.split()[-1] != r.get("judge_version"):
+        return f"{judge}: this version was not validated on the judge-validation set"
+    lo, hi = r["consensus"]["kappa_ci95"] or (float("nan"), float("nan"))
+    return (f"{judge}: kappa {r['consensus']['kappa']:.2f} [95% CI {lo:.2f}, {hi:.2f}] with careful readers' "
+            f"consensus on the held-out judge-validation set (n={r['n']}, DFAR validation rows; the readers' "
+            f"own kappa {r['readers_kappa']['kappa']:.2f})")

@@ -21,6 +21,7 @@ import numpy as np
 
 from reasonalign.core.files import read_jsonl
 from reasonalign.core.stats import paired_comparison, seeds_bootstrap_ci, wilson_interval
+from reasonalign.judges.judgeset import validated
 from reasonalign.tasks import task_for
 
 SOURCE_KINDS = {"eval": "accuracy", "eval-validation": "validation", "eval-reasons": "reasons"}
@@ -188,7 +189,7 @@ def markdown(results: dict) -> str:
     lines.append("| " + " | ".join(majority) + " |")
     judges = sorted({cell["judge"] for r in rows for cell in r["cells"].values() if cell.get("judge")})
     if judges:
-        lines += ["", f"MAR judge: {', '.join(judges)}. Splits: validation = held-out training rows, full = the "
+        lines += ["", f"MAR judge: {'; '.join(validated(j) for j in judges)}. Splits: validation = held-out training rows, full = the "
                       f"whole test set, clean = its rows not repeated from training, held-out = a seeded split of "
                       f"the dataset itself."]
     names = {c["key"]: f"{c['name']} ({c['split']})" for c in columns}
