@@ -187,6 +187,27 @@ def test_ragged_and_pairless_groups(tiny_model, tmp_path):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
 
 
+def test_rft_is_the_likelihood_of_correct_responses_and_trains_without_pairs(tiny_model, tmp_path):
+    from reasonalign.align.trainer import align
+
+    groups, pad = encoded(tiny_model)
+    model = _peft(tiny_model, nonzero=False)
+    model.eval()
+    batch = GroupCollator(pad)(groups[:2])
+    loss = _trainer(tmp_path, model, loss="rft", sft_weight=1.0).compute_loss(model, batch)
+    scores = group_scores(model, batch)[0]
+    positive = batch["positive"] & batch["mask"]
+    assert positive.any() and (~positive & batch["mask"]).any()  # both kinds present; only the correct count
+    assert loss.item() == pytest.approx(-scores[positive].mean().item(), abs=1e-6)
+    # a groups file whose groups are all correct (no pair anywhere) still trains under rft, and the loss falls
+    path = _write(tmp_path / "nopair.jsonl", _good(responses=[{"text": " 2", "correct": True, "rank": 0}]) + "\n")
+    s = align(AlignConfig(model=tiny_model, groups=path, output=str(tmp_path / "rft"), loss="rft", lr=1e-2, lora_r=8,
+                          max_steps=8, groups_per_step=1, logging_steps=1))
+    assert s["steps"] == 8 and s["final_loss"] < s["first_loss"]
+    assert main(["align", "--model", tiny_model, "--groups", GROUPS, "--output", str(tmp_path / "x"), "--loss", "rft",
+                 "--sft-weight", "0"]) == 2
+
+
 def test_cap_keeps_better_and_worse():
     g = {"id": "x", "responses": [{"text": str(i), "correct": i < 2, "rank": 0 if i < 2 else 1} for i in range(6)]}
     kept = cap(g, 3, "binary", 0)["responses"]

@@ -262,7 +262,7 @@ def _batch(seed=3):
 
 @pytest.mark.parametrize(
     "name, constraint",
-    [(n, None) for n in LOSSES] + [(n, "boundary") for n in LOSSES if n not in ("aft-bc", "aft-rank")],
+    [(n, None) for n in LOSSES if n != "rft"] + [(n, "boundary") for n in LOSSES if n not in ("aft-bc", "aft-rank")],
 )
 def test_masked_slots_are_finite_and_get_zero_gradient(name, constraint):
     scores, pol, ref, rank, mask = _batch()
@@ -294,6 +294,15 @@ def test_batch_without_any_pair_gives_zero_loss_that_backpropagates(name):
     loss.backward()
     for x in (scores, pol):
         assert x.grad is None or (x.grad == 0).all()
+
+
+def test_rft_has_no_ordering_term():
+    """Rejection-sampling fine-tuning: the alignment term is exactly 0 with zero gradient (its trainer keeps only
+    the likelihood of the correct responses), also beside NaN in masked slots."""
+    scores, pol, ref, rank, mask = _batch()
+    loss = compute_alignment_loss("rft", scores=scores, mask=mask, rank=rank)
+    loss.backward()
+    assert loss.item() == 0.0 and (scores.grad == 0).all()
 
 
 def test_dispatcher_adds_constraint_and_validates():

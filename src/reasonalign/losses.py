@@ -221,6 +221,14 @@ def pro(scores: torch.Tensor, rank: torch.Tensor, mask: torch.Tensor) -> torch.T
     return _group_mean(_listwise_nll(scores, rank, mask), pairs_from_ranks(rank, mask))
 
 
+def rft(scores: torch.Tensor, pairs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Rejection-sampling fine-tuning: no ordering term at all. With the trainer's likelihood term on the
+    correct responses (`sft_weight`) this is "VFT continued on its own correct samples", the fair baseline
+    for "more training" that every alignment loss must beat. Zero, but attached to the graph (masked slots
+    may hold NaN, so they are zeroed first rather than multiplied)."""
+    return torch.where(mask, scores, 0).sum() * 0
+
+
 # --------------------------------------------------------------------------- registry, dispatcher, stats
 
 LOSSES = {
@@ -232,6 +240,7 @@ LOSSES = {
     "dpo-pl": dpo_plackett_luce,
     "rrhf": rrhf,
     "pro": pro,
+    "rft": rft,
 }
 CONSTRAINTS = {"boundary": boundary_constraint}
 

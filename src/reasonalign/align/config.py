@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from reasonalign.core.config import option, redefault
 from reasonalign.finetune.config import FinetuneConfig
 
-LOSS_NAMES = ["aft", "aft-dc", "aft-bc", "aft-rank", "dpo", "dpo-pl", "rrhf", "pro"]
+LOSS_NAMES = ["aft", "aft-dc", "aft-bc", "aft-rank", "dpo", "dpo-pl", "rrhf", "pro", "rft"]
 # The loss's own β when --beta is not given. Choice (the paper's values are unverified here): the
 # boundary margin is in nats per token of the length-normalised score; 0.1 is DPO's usual temperature.
 DEFAULT_BETA = {"aft-bc": 0.5, "aft-rank": 0.5, "dpo": 0.1, "dpo-pl": 0.1}
@@ -35,7 +35,8 @@ class AlignConfig(FinetuneConfig):
     groups: str = option("runs/sample/groups.jsonl", "groups.jsonl from `reasonalign sample` (k responses per prompt)")
     loss: str = option("aft-bc", "alignment loss: aft (alignment only), aft-dc (detached constraint), aft-bc "
                                  "(boundary constraint), aft-rank (boundary, ranking feedback), dpo, dpo-pl "
-                                 "(listwise DPO), rrhf, pro", LOSS_NAMES)
+                                 "(listwise DPO), rrhf, pro, rft (no ordering term: the likelihood of the correct "
+                                 "responses only = rejection-sampling fine-tuning, the baseline)", LOSS_NAMES)
     feedback: str = option("binary", "binary = correct responses beat incorrect ones; rank = use each response's "
                                      "rank (lower = better)", ["binary", "rank"])
     constraint: str = option("none", "add the boundary constraint to aft, aft-dc, dpo, dpo-pl, rrhf or pro",

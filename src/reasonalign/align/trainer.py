@@ -95,6 +95,8 @@ class AlignRecipe(FinetuneRecipe):
             raise UserError(f"--loss {c.loss} already contains the boundary constraint; drop --constraint")
         if c.groups_per_step < 1:
             raise UserError("--groups-per-step must be at least 1")
+        if c.loss == "rft" and (not c.sft_weight or c.constraint != "none"):
+            raise UserError("--loss rft is the likelihood term alone: it needs --sft-weight above 0 and no --constraint")
         if c.qlora and c.adapter:
             raise UserError("--qlora cannot merge the SFT adapter (--adapter) into 4-bit weights; align without --qlora")
 
@@ -102,7 +104,7 @@ class AlignRecipe(FinetuneRecipe):
         c = self.config
         self.groups = read_groups(c.groups)
         self.with_pairs = sum(has_pair(g, c.feedback) for g in self.groups)
-        if not self.with_pairs:
+        if not self.with_pairs and c.loss != "rft":  # rft learns from correct responses alone
             raise at(c.groups, None, f"no group has a (better, worse) pair under --feedback {c.feedback}; "
                                      "nothing to align")
         # a group without a pair only feeds the SFT term, through its correct responses: keep it only then
