@@ -9,7 +9,7 @@ export REASONALIGN_CACHE ?= $(HOME)/.cache/reasonalign
 # The venv's `reasonalign` comes first, whatever else PATH holds.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup models demo results results-quick test test-fast lint browser bench clean
+.PHONY: setup models demo results results-aft results-quick test test-fast lint browser bench clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ demo: models  ## untuned vs L vs L+R: accuracy and MAR on DFAR test, full and cl
 # Resumable: finished cells are reused, so a second run only rebuilds the table, plots, report and README block.
 results: models  ## the headline table: all DFAR training rows, seeds 0-2 (configs/reproduce-full-cpu.yaml; hours from scratch)
 	$(BIN)/reasonalign reproduce --config configs/reproduce-full-cpu.yaml --readme README.md
+
+results-aft: models  ## AFT vs VFT, RFT, DPO, RRHF, PRO on the arithmetic control task (configs/reproduce-aft-arith-cpu.yaml)
+	$(BIN)/reasonalign reproduce --config configs/reproduce-aft-arith-cpu.yaml
 
 results-quick: models  ## the 300-row variant of the table (configs/reproduce-cpu.yaml, ~75 min from scratch)
 	$(BIN)/reasonalign reproduce --config configs/reproduce-cpu.yaml --readme README.md

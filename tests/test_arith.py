@@ -78,3 +78,22 @@ def test_data_arith_writes_files_with_hashes_and_a_bad_chain_is_named(tmp_path):
         task_for(str(bad)).load(str(bad))
     r = cli("data", "arith", "--steps", "0", "--output", str(tmp_path / "b"))
     assert r.returncode == 2 and "Traceback" not in r.stderr and not (tmp_path / "b").exists()
+
+
+def test_reason_scorer_ranks_label_correct_responses_by_their_reason():
+    """DFAR ranking feedback that counts the reason: the label-correct response whose reason says what the
+    human reason says ranks first, an off-topic but label-correct one second, a label-wrong one last."""
+    from reasonalign.align.sample import rank_by_reason
+    from reasonalign.judges.reference import load_minilm
+
+    item = Item("d:1", "dfar", "...", True, "unethical",
+                gold_reason="Crushing a frog on purpose is cruel: animals feel pain.")
+    texts = ["unethical. Killing a frog deliberately is cruel because animals feel pain.",
+             "unethical. Taxes fund roads and schools.",
+             "ethical. Frogs are fine."]
+    groups = [make_group(item, texts, 0)]
+    rank_by_reason(groups, [item], encoder=load_minilm())
+    responses = groups[0]["responses"]
+    assert [r["rank"] for r in responses] == [0, 1, 2]
+    assert responses[0]["reason_similarity"] > responses[1]["reason_similarity"]
+    assert "reason_similarity" not in responses[2]

@@ -108,7 +108,7 @@ class Classifier:
         from reasonalign.core.precision import autocast, model_device
         from reasonalign.data.tables import Example
         from reasonalign.eval.labels import generate_answers
-        from reasonalign.eval.reasons import split_reason
+        from reasonalign.core.verdict import split_reason
 
         examples = [Example(s, 0, None, i) for i, s in enumerate(statements)]
         with autocast(self.precision, model_device(self.model)):

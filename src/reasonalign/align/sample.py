@@ -17,7 +17,8 @@ reads them. One JSON object per line (the trainer reads exactly these keys):
 - `rank` (lower = better): with `--scorer none` 0 for correct, 1 for incorrect (binary
   feedback); with `--scorer length` correct responses are ranked by length, shortest first
   (0, 1, ...; equal lengths share a rank) and every incorrect one ranks after them all; with
-  `--scorer steps` (arith data) by (answer right, gold intermediate results reached), best first.
+  `--scorer steps` (arith data) by (answer right, gold intermediate results reached), best first; with
+  `--scorer reason` (DFAR) label-correct responses by their reason's similarity to the human reason.
 - Groups with no correct or no incorrect response are kept (the trainer decides what to do
   with them) and counted in sample_summary.json.
 
@@ -36,6 +37,7 @@ from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl, write_text
 from reasonalign.core.run_record import prompt_format
+from reasonalign.core.verdict import split_reason
 from reasonalign.data.arith import chain_score
 from reasonalign.prompts import get_template
 from reasonalign.tasks import TASKS, check, task_for
@@ -64,8 +66,9 @@ class SampleConfig:
     seed: int = option(0, "seed for row selection and sampling: the same seed gives the same groups")
     scorer: str = option("none", "rank within a group: none = 0 correct / 1 incorrect; length = correct "
                                  "responses by length, shortest first, incorrect after them; steps (arith data) = "
-                                 "correct first, then by how many gold intermediate results a response reaches",
-                         ["none", "length", "steps"])
+                                 "correct first, then by how many gold intermediate results a response reaches; "
+                                 "reason (DFAR) = label-correct responses by their reason's similarity to the "
+                                 "human reason, the rest after them", ["none", "length", "steps", "reason"])
     template: str | None = option(None, "DFAR prompt template (default: the adapter's, else dfar-llama)")
     method: str | None = option(None, "DFAR prompt variant l or lr (default: the adapter's, else lr)", ["l", "lr"])
     output: str = option("runs/sample/groups.jsonl", "groups file; sample_summary.json is written beside it")
@@ -84,6 +87,7 @@ class Item:
     add_special_tokens: bool
     gold: str
     chain: tuple[int, ...] = ()  # arith: the gold intermediate results, for --scorer steps
+    gold_reason: str | None = None  # DFAR: the human reason, for --scorer reason
 
 
 def make_group(item: Item, texts: list[str], seed: int, scorer: str = "none") -> dict:
@@ -112,6 +116,25 @@ def make_group(item: Item, texts: list[str], seed: int, scorer: str = "none") ->
     return {"id": item.id, "task": item.task, "prompt": item.prompt, "add_special_tokens": item.add_special_tokens,
             "gold": item.gold, "responses": responses, "n_positive": len(good),
             "n_negative": len(responses) - len(good), "seed": seed}
+
+
+def rank_by_reason(groups: list[dict], items: list[Item], encoder=None) -> None:
+    """`--scorer reason` (DFAR): ranking feedback that also counts the reason. AFT on DFAR rewards only the
+    label, so reasons drift; here label-correct responses are ranked by the MiniLM cosine of their reason with
+    the human reason (the reference judge's similarity; `reason_similarity` in the record), best first, and
+    every label-wrong response ranks after them all."""
+    from reasonalign.judges.reference import embed, load_minilm  # heavy (sentence-transformers)
+
+    good = [(r, item) for g, item in zip(groups, items) for r in g["responses"] if r["correct"]]
+    if good:
+        vecs = embed(encoder or load_minilm(), [split_reason(r["text"]) or "." for r, _ in good]
+                     + [item.gold_reason for _, item in good])
+        for (r, _), sim in zip(good, (vecs[: len(good)] * vecs[len(good):]).sum(axis=1)):
+            r["reason_similarity"] = round(float(sim), 4)
+    for g in groups:
+        ladder = sorted({r["reason_similarity"] for r in g["responses"] if r["correct"]}, reverse=True)
+        for r in g["responses"]:
+            r["rank"] = ladder.index(r["reason_similarity"]) if r["correct"] else len(ladder)
 
 
 def summarize(groups: list[dict], k: int) -> dict:
@@ -168,8 +191,10 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
     template = get_template(template_name)
     if method not in ("l", "lr"):
         raise UserError(f"{config.adapter}: trained with method {method!r}; pass --method l or lr for DFAR prompts")
+    if config.scorer == "reason" and not all(ex.reason for ex in chosen):
+        raise UserError(f"--scorer reason: {config.data} has rows without a human reason to compare with")
     items = [Item(f"{dataset.name}:{ex.row}", task.name, task.prompt(ex, template, method, tokenizer),
-                  task.add_special_tokens(template), task.gold(ex)) for ex in chosen]
+                  task.add_special_tokens(template), task.gold(ex), gold_reason=ex.reason) for ex in chosen]
     return items, {**info, "template": template.name, "method": method}
 
 
@@ -197,6 +222,8 @@ def sample(config: SampleConfig) -> dict:
                                stop=TASKS[data_info["task"]].stop, seed=config.seed)
     k = config.k
     groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]
+    if config.scorer == "reason":
+        rank_by_reason(groups, items)
     seconds = time.time() - started
 
     summary = {**summarize(groups, config.k), "k": config.k, **data_info, "model": config.model,

@@ -2,7 +2,8 @@
 
 DFAR labels: 0 = ethical, 1 = unethical. "unethical" contains "ethical", so the parser looks
 for the negative forms first and also reads "not ethical" / "non-ethical" / "isn't ethical" /
-"not moral" as unethical and "not (an) unethical" as ethical (METHODS.md §1).
+"not moral" as unethical and "not (an) unethical" as ethical (METHODS.md §1). `split_reason`
+takes the reason out of a generated "verdict. reason" (what MAR judges and what sampling ranks).
 """
 
 import re
@@ -26,3 +27,11 @@ def parse_verdict(text: str) -> int | None:
         if m and (best is None or (m.start(), priority) < best[:2]):
             best = (m.start(), priority, label)
     return None if best is None else best[2]
+
+
+_LEAD = re.compile(r"^\s*(?:the statement is\s+)?(?:not\s+|non[- ]?)?(?:un)?ethical\b\s*[.:,;!-]*\s*", re.I)
+
+
+def split_reason(text: str) -> str:
+    """The reason: the output minus its leading verdict ("unethical. Because..." -> "Because...")."""
+    return _LEAD.sub("", text, count=1).strip()

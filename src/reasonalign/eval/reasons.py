@@ -11,7 +11,6 @@ exported with `--export-ratings`; filled sheets come back with `--ratings`).
 """
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,9 @@ from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import read_jsonl, write_jsonl, write_text
-from reasonalign.core.verdict import LABELS, parse_verdict
+from reasonalign.core.verdict import LABELS, parse_verdict, split_reason
 from reasonalign.eval.labels import ScoringInputs, prompts_for
 from reasonalign.tasks import task_for
-
-_LEAD = re.compile(r"^\s*(?:the statement is\s+)?(?:not\s+|non[- ]?)?(?:un)?ethical\b\s*[.:,;!-]*\s*", re.I)
-
 
 @dataclass
 class GenerateConfig(ScoringInputs):
@@ -43,11 +39,6 @@ class GenerateConfig(ScoringInputs):
     batch_size: int = option(16, "statements per generate call (left-padded)")
     output: str = option("runs/generate", "folder for generations.jsonl")
     seed: int = option(0, "seed for row selection and sampling")
-
-
-def split_reason(text: str) -> str:
-    """The reason: the output minus its leading verdict ("unethical. Because..." -> "Because...")."""
-    return _LEAD.sub("", text, count=1).strip()
 
 
 def generate(config: GenerateConfig) -> list[dict]:
