@@ -151,6 +151,7 @@ def test_validate_cli_reports_agreement_and_refuses_bad_sets(tmp_path):
     assert report["n"] == len(items) and report["readers_kappa"]["raw"] == 1.0
     assert report["consensus"]["mar"] == pytest.approx(1 - 1 / 6)  # one `human` item in six
     assert "kappa" in res.stdout and report["judge_version"].startswith("ref3-")
+    assert report["stance_classifier"] is None and "stance classifier" not in res.stdout  # no pool, no stance
     # a ratings file with a bad value, an unknown id, a missing rating: one line, exit 2
     bad = tmp_path / "set" / "ratings-c.csv"
     bad.write_text("id,aligned,criteria,note\nj0001,maybe,,\n")

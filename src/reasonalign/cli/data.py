@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                            description="Write the multi-step arithmetic word problems that `arith:SPLIT` / "
                                        "`arithN:SPLIT` name (GSM8K's format plus `chain`, the gold intermediate "
                                        "results) and manifest.json with each file's sha256.")
-    arith.add_argument("--steps", type=int, default=2, help="operations per problem: the difficulty (1 to 8)")
+    arith.add_argument("--steps", type=int, default=6, help="operations per problem: the difficulty (1 to 8; 6 = the "
+                                                         "default, chosen on validation)")
     arith.add_argument("--output", required=True, metavar="DIR", help="folder for the three files and the manifest")
     arith.set_defaults(run=run_arith)
 

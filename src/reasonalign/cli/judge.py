@@ -251,10 +251,24 @@ def run_validate(args) -> int:
         entry["judge_misaligned"] += not j.aligned
         entry["readers_misaligned"] += not judgeset.consensus(items[k]["ratings"])
     report["by_source"] = by_source
+    report["stance_classifier"] = stance_accuracy(judge, "dfar:validation")
     _print_validation(report, readers)
     if config.output:
         print(f"-> {write_json(config.output, report)}")
     return 0
+
+
+def stance_accuracy(judge, spec: str) -> dict | None:
+    """How often the judge's stance classifier (fitted on its pool) reads the label of held-out human reasons
+    right: P(label | reason) > 0.5 (None without a pool)."""
+    from reasonalign.judges.base import JudgeItem
+    from reasonalign.tasks import task_for
+
+    rows = [ex for ex in task_for(spec).load(spec) if ex.reason]
+    probs = [judge.stance(JudgeItem(str(ex.row), ex.statement, ex.label, ex.reason, ex.reason, ex.label)) for ex in rows]
+    if not rows or probs[0] is None:
+        return None
+    return {"data": spec, "n": len(rows), "accuracy": round(sum(p > 0.5 for p in probs) / len(rows), 4)}
 
 
 def _print_validation(r: dict, readers: list[str]) -> None:
@@ -268,6 +282,10 @@ def _print_validation(r: dict, readers: list[str]) -> None:
         print(f"  vs {name:<13} kappa {x['kappa']:.3f}  agreement {x['raw']:.1%}  (reader MAR {x['mar']:.1%})")
     if "readers_kappa" in r:
         print(f"  readers' own    kappa {r['readers_kappa']['kappa']:.3f}  agreement {r['readers_kappa']['raw']:.1%}")
+    if r.get("stance_classifier"):
+        sc = r["stance_classifier"]
+        print(f"  stance classifier (argues_other_verdict): {sc['accuracy']:.1%} of {sc['n']} human reasons of "
+              f"{sc['data']} read as their own label")
     print("  per criterion (judge fired / readers said): both, judge only, readers only, neither")
     for name, c in r["criteria"].items():
         print(f"    {name:<24} {c['both']:>4} {c['judge_only']:>4} {c['readers_only']:>4} {c['neither']:>4}")
