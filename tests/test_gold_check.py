@@ -110,5 +110,5 @@ def test_mar_captions_carry_the_validated_kappa_of_that_judge_version(tmp_path):
     version = record["judge_version"]
     text = validated(f"reference {version}")
     assert f"kappa {record['consensus']['kappa']:.2f}" in text and f"n={record['n']}" in text
-    assert "not validated" in validated("reference ref3-00000000")
-    assert "not validated" in validated(f"reference {version}", tmp_path / "none.json")
+    assert "not checked against careful readers" in validated("reference ref3-00000000")
+    assert "not checked against careful readers" in validated(f"reference {version}", tmp_path / "none.json")

@@ -76,7 +76,8 @@ def test_validation_column_comes_first_and_comparisons_match_paired_comparison(t
     assert header.startswith("| model | acc dfar:validation (n=10) | acc dfar:test (n=10) | acc dfar:test-clean (n=8)")
     assert results["results"][1]["accuracy"]["dfar:validation"]["accuracy"] == pytest.approx(0.8)
     assert "Precision: bf16." in md and md.count("bf16") == 1
-    assert "Judge: reference v1. MAR decoding: greedy, repetition penalty 1.3, max new tokens 48." in md
+    assert ("Judge: reference v1 (this version not checked against careful readers). MAR decoding: greedy, "
+            "repetition penalty 1.3, max new tokens 48.") in md
     clean = [r in CLEAN for r in ROWS]
     expected = {"acc dfar:validation": (A_VAL, B_VAL), "acc dfar:test": (A_CORRECT, B_CORRECT),
                 "acc dfar:test-clean": ([c for c, k in zip(A_CORRECT, clean) if k],
@@ -102,7 +103,8 @@ def test_old_runs_without_validation_or_compare(tmp_path):
     results, md = _run_table(tmp_path, {**TABLE, "rows": TABLE["rows"][::-1]}, validation=False, decoding=decoding)
     assert "validation" not in md and results["comparisons"] == [] and "paired differences" not in md
     assert list(results["results"][0]["accuracy"]) == ["dfar:test", "dfar:test-clean"]
-    assert "Judge: reference v1. MAR decoding: greedy, repetition penalty 1.3, no repeat ngram size 3." in md
+    assert ("Judge: reference v1 (this version not checked against careful readers). MAR decoding: greedy, "
+            "repetition penalty 1.3, no repeat ngram size 3.") in md
 
 
 def test_a_row_without_validation_gets_a_dash(tmp_path):

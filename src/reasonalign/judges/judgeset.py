@@ -157,9 +157,9 @@ def validated(judge: str, record: Path = SHIPPED / "validation.json") -> str:
     try:
         r = json.loads(record.read_text())
     except (OSError, ValueError):
-        return f"{judge}: not validated (no {record.name})"
+        return f"{judge} (not checked against careful readers: no {record.name})"
     if judge.split()[-1] != r.get("judge_version"):
-        return f"{judge}: this version was not validated on the judge-validation set"
+        return f"{judge} (this version not checked against careful readers)"
     lo, hi = r["consensus"]["kappa_ci95"] or (float("nan"), float("nan"))
     return (f"{judge}: kappa {r['consensus']['kappa']:.2f} [95% CI {lo:.2f}, {hi:.2f}] with careful readers' "
             f"consensus on the held-out judge-validation set (n={r['n']}, DFAR validation rows; the readers' "
