@@ -98,8 +98,8 @@ class AnswersTask:
              label_map: str | None = None) -> Dataset:
         if columns or label_map:
             raise UserError(f"{spec}: --columns and --label-map apply to statement/label files, not {self.name}")
-        path, _ = cot.cot_source(spec)
-        examples = cot.load_cot(spec)  # sniffs the format of a plain file itself
+        path, fmt = cot.cot_source(spec)  # resolved once: for arith: it also checks the generated files
+        examples = cot.load_file(path, fmt)  # fmt None: sniffed from the file itself
         return Dataset(spec, str(path), examples, hashlib.sha256(path.read_bytes()).hexdigest(), True)
 
     def rows(self, examples: list, n: int | None, seed: int, skip: int = 0) -> list:

@@ -99,17 +99,9 @@ def make_group(item: Item, texts: list[str], seed: int, scorer: str = "none") ->
                  for t, c in copies.items()]
     good = [r for r in responses if r["correct"]]
     if scorer == "steps":  # GSM8K-RANK-like: (right answer, gold intermediate results reached), best first
-        scores = {id(r): (r["correct"], chain_score(r["text"], list(item.chain))) for r in responses}
-        ladder = sorted(set(scores.values()), reverse=True)
-        for r in responses:
-            r["rank"] = ladder.index(scores[id(r)])
-    elif scorer == "length":
-        lengths = sorted({len(r["text"]) for r in good})
-        for r in good:
-            r["rank"] = lengths.index(len(r["text"]))
-        for r in responses:
-            if not r["correct"]:
-                r["rank"] = len(lengths)
+        dense_ranks(responses, lambda r: (r["correct"], chain_score(r["text"], list(item.chain))))
+    elif scorer == "length":  # shorter right answers first
+        dense_ranks(responses, lambda r: -len(r["text"]) if r["correct"] else None)
     else:
         for r in good:
             r["rank"] = 0
@@ -132,9 +124,16 @@ def rank_by_reason(groups: list[dict], items: list[Item], encoder=None) -> None:
         for (r, _), sim in zip(good, (vecs[: len(good)] * vecs[len(good):]).sum(axis=1)):
             r["reason_similarity"] = round(float(sim), 4)
     for g in groups:
-        ladder = sorted({r["reason_similarity"] for r in g["responses"] if r["correct"]}, reverse=True)
-        for r in g["responses"]:
-            r["rank"] = ladder.index(r["reason_similarity"]) if r["correct"] else len(ladder)
+        dense_ranks(g["responses"], lambda r: r["reason_similarity"] if r["correct"] else None)
+
+
+def dense_ranks(responses: list[dict], key) -> None:
+    """Set each response's `rank`: 0 for the largest key, equal keys share a rank, and a response whose key
+    is None ranks after all the others."""
+    keys = [key(r) for r in responses]
+    ladder = sorted({k for k in keys if k is not None}, reverse=True)
+    for r, k in zip(responses, keys):
+        r["rank"] = len(ladder) if k is None else ladder.index(k)
 
 
 def summarize(groups: list[dict], k: int) -> dict:

@@ -265,7 +265,7 @@ def stance_accuracy(judge, spec: str) -> dict | None:
     from reasonalign.tasks import task_for
 
     rows = [ex for ex in task_for(spec).load(spec) if ex.reason]
-    probs = [judge.stance(JudgeItem(str(ex.row), ex.statement, ex.label, ex.reason, ex.reason, ex.label)) for ex in rows]
+    probs = judge.stances([JudgeItem(str(ex.row), ex.statement, ex.label, ex.reason, ex.reason, ex.label) for ex in rows])
     if not rows or probs[0] is None:
         return None
     return {"data": spec, "n": len(rows), "accuracy": round(sum(p > 0.5 for p in probs) / len(rows), 4)}

@@ -58,7 +58,7 @@ def data_root() -> Path:
 
 def load_cot(spec: str) -> list[CotExample]:
     """Load `gsm8k:train|test`, `aqua:dev|test`, or a JSONL path whose format is sniffed."""
-    return _load(*cot_source(spec))
+    return load_file(*cot_source(spec))
 
 
 _ARITH = re.compile(r"arith(\d*)")
@@ -95,7 +95,8 @@ def task_of(examples: list[CotExample]) -> str:
     return "aqua" if examples[0].options else "gsm8k"
 
 
-def _load(path: Path, task: str | None) -> list[CotExample]:
+def load_file(path: Path, task: str | None) -> list[CotExample]:
+    """The examples of one GSM8K/AQuA JSON-lines file (`task` None: sniffed from its first record)."""
     examples = []
     for row, record in read_jsonl(path):
         task = task or _sniff(record, path, row)

@@ -221,7 +221,7 @@ class ReferenceJudge:
         classifier's probability of the generation's verdict, cosine of the two without the statement's words)
         per item; None where there is no gold reason or no reason (the share and stance also without a pool).
         One encode call."""
-        sims: list[tuple] = [(None, None, self.stance(it), None) for it in items]
+        sims: list[tuple] = [(None, None, stance, None) for stance in self.stances(items)]
         todo = [i for i, it in enumerate(items) if it.gold_reason and it.reason.strip()]
         if not todo:
             return sims
@@ -246,18 +246,22 @@ class ReferenceJudge:
             sims[i] = (float(own[k]), share, sims[i][2], float(beyond[k]))
         return sims
 
-    def stance(self, item: JudgeItem) -> float | None:
-        """P(the generation's verdict | its reason) by a TF-IDF (1-3 grams) + logistic-regression classifier
-        of the pool's human reasons: which side the reason argues, read as human reasons argue it (None without
-        a pool, a verdict or a reason). Fitted once per judge, in seconds."""
-        if not self._stance_pool or item.verdict is None or not item.reason.strip():
-            return None
+    def stances(self, items: list[JudgeItem]) -> list[float | None]:
+        """P(the generation's verdict | its reason) per item, by a TF-IDF (1-3 grams) + logistic-regression
+        classifier of the pool's human reasons: which side the reason argues, read as human reasons argue it
+        (None without a pool of both labels, a verdict or a reason). Fitted once per judge, in seconds; one
+        predict call for all items."""
+        out: list[float | None] = [None] * len(items)
+        todo = [i for i, it in enumerate(items) if it.verdict is not None and it.reason.strip()]
+        if not todo or len({p[0] for p in self._stance_pool}) < 2:
+            return out
         if self._stance is None:
-            if len({p[0] for p in self._stance_pool}) < 2:
-                return None
             self._stance = stance_classifier().fit([p[2] for p in self._stance_pool], [p[0] for p in self._stance_pool])
-        probs = self._stance.predict_proba([item.reason])[0]
-        return float(probs[list(self._stance.classes_).index(item.verdict)])
+        probs = self._stance.predict_proba([items[i].reason for i in todo])
+        column = {label: k for k, label in enumerate(self._stance.classes_)}
+        for row, i in zip(probs, todo):
+            out[i] = float(row[column[items[i].verdict]])
+        return out
 
     def pool_vectors(self) -> np.ndarray:
         """The pool's embeddings: computed once, and with the default encoder kept in the cache folder
