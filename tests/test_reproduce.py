@@ -172,7 +172,7 @@ def test_seeds_bootstrap_resamples_shared_items_jointly():
 
 
 def test_readme_block_is_replaced_and_a_missing_block_is_an_error(tmp_path):
-    from reasonalign.cli.reproduce import markers, update_readme
+    from reasonalign.pipeline.reproduce import markers, update_readme
     from reasonalign.core.errors import UserError
 
     README_BEGIN, README_END = markers()

@@ -200,7 +200,7 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
 def sample(config: SampleConfig) -> dict:
     """Sample, grade and write groups.jsonl + sample_summary.json; returns the summary."""
     # heavy (torch, transformers): imported when the command runs, so `reasonalign --help` starts fast
-    from reasonalign.core.generation import decoding, generate_texts
+    from reasonalign.core.generation import decoding, generate_texts, throughput
     from reasonalign.core.precision import autocast, model_device, resolve
     from reasonalign.models import default_device, load_model, load_tokenizer
 
@@ -219,6 +219,7 @@ def sample(config: SampleConfig) -> dict:
                                repetition_penalty=config.repetition_penalty,
                                no_repeat_ngram_size=config.no_repeat_ngram_size,
                                stop=TASKS[data_info["task"]].stop, seed=config.seed)
+    speed = throughput(tokenizer, texts, time.time() - started)
     k = config.k
     groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]
     if config.scorer == "reason":
@@ -226,7 +227,7 @@ def sample(config: SampleConfig) -> dict:
     seconds = time.time() - started
 
     summary = {**summarize(groups, config.k), "k": config.k, **data_info, "model": config.model,
-               "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
+               "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1), **speed,
                "decoding": decoding(config.temperature, config.top_p, config.repetition_penalty,
                                     config.no_repeat_ngram_size, config.max_new_tokens),
                "precision": precision, "groups_file": str(out), "config": to_dict(config)}

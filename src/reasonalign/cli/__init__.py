@@ -10,10 +10,10 @@ import sys
 
 from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
+from reasonalign.pipeline import Commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # here, not at the top: cli.recipe imports this package's main/build_parser back
     from reasonalign.cli import (align, annotate, baselines, data, demo, eval, export, generate, judge, model,
                                  recipe, reproduce, sample, train)
 
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command table a pipeline (recipe, demo, reproduce) runs its steps through: handed down, not imported
+    args.commands = Commands(run=main, unknown_options=lambda line: build_parser().parse_known_args(line)[1])
     try:
         return args.run(args) or 0
     except UserError as exc:

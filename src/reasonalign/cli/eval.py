@@ -22,7 +22,7 @@ TASKS = {
     "ranking": ("reasonalign.eval.ranking", "RankingConfig", "evaluate_ranking",
                 "assessment alignment: share of (better, worse) response pairs ordered right, and the margin"),
 }
-GLOBAL = {"command", "run", "debug", "task", "config"}
+GLOBAL = {"command", "run", "debug", "task", "config", "commands"}
 
 
 def _task(name: str):

@@ -34,7 +34,7 @@ class AnswersConfig:
 def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
     """Greedy answers for every selected question -> metrics.json + predictions.jsonl."""
     # heavy (torch, transformers, scipy): imported when the command runs, so `--help` starts fast
-    from reasonalign.core.generation import generate_texts
+    from reasonalign.core.generation import generate_texts, throughput
     from reasonalign.core.precision import autocast, model_device, resolve
     from reasonalign.core.stats import wilson_interval
     from reasonalign.models import default_device, load_model, load_tokenizer
@@ -66,7 +66,7 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
                "ci95": wilson_interval(n_correct, len(records)), "ci_method": "Wilson score interval",
                "no_answer": sum(r["extracted"] is None for r in records), "task": task.name, "data": config.data,
                "model": config.model, "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
-               "precision": precision, "config": to_dict(config)}
+               **throughput(tokenizer, texts, seconds), "precision": precision, "config": to_dict(config)}
     if not is_main():  # under a launcher every process has all results; one writes them
         return metrics
     out = Path(config.output)
