@@ -2,19 +2,15 @@
 
 The options every fine-tuning command shares come from `FinetuneConfig`; fields re-declared here
 change a default (a small fresh LoRA on top of the SFT model, no checkpoints). Kept apart from
-the trainer so that the command line can list options without importing torch (so the loss
-names are listed here; a test checks they are the keys of `losses.LOSSES`).
+the trainer so that the command line can list options without importing torch (the losses, their
+help and default β come from the torch-free `loss_table`).
 """
 
 from dataclasses import dataclass
 
 from reasonalign.core.config import option, redefault
 from reasonalign.finetune.config import FinetuneConfig
-
-LOSS_NAMES = ["aft", "aft-dc", "aft-bc", "aft-rank", "dpo", "dpo-pl", "rrhf", "pro", "rft"]
-# The loss's own β when --beta is not given. Choice (the paper's values are unverified here): the
-# boundary margin is in nats per token of the length-normalised score; 0.1 is DPO's usual temperature.
-DEFAULT_BETA = {"aft-bc": 0.5, "aft-rank": 0.5, "dpo": 0.1, "dpo-pl": 0.1}
+from reasonalign.loss_table import LOSS_NAMES, LOSS_TABLE, loss_help
 
 
 @dataclass
@@ -33,10 +29,7 @@ class AlignConfig(FinetuneConfig):
     adapter: str | None = option(None, "SFT adapter folder from `reasonalign train`: merged into the model, so "
                                        "the SFT model is the starting point and the DPO reference")
     groups: str = option("runs/sample/groups.jsonl", "groups.jsonl from `reasonalign sample` (k responses per prompt)")
-    loss: str = option("aft-bc", "alignment loss: aft (alignment only), aft-dc (detached constraint), aft-bc "
-                                 "(boundary constraint), aft-rank (boundary, ranking feedback), dpo, dpo-pl "
-                                 "(listwise DPO), rrhf, pro, rft (no ordering term: the likelihood of the correct "
-                                 "responses only = rejection-sampling fine-tuning, the baseline)", LOSS_NAMES)
+    loss: str = option("aft-bc", loss_help(), LOSS_NAMES)
     feedback: str = option("binary", "binary = correct responses beat incorrect ones; rank = use each response's "
                                      "rank (lower = better)", ["binary", "rank"])
     constraint: str = option("none", "add the boundary constraint to aft, aft-dc, dpo, dpo-pl, rrhf or pro",
@@ -52,4 +45,6 @@ class AlignConfig(FinetuneConfig):
                                           "in balance (0 = all)")
 
     def resolved_beta(self) -> float | None:
-        return self.beta if self.beta is not None else DEFAULT_BETA.get(self.loss)
+        """--beta, else the loss's default β (None for a loss without one)."""
+        spec = LOSS_TABLE.get(self.loss)
+        return self.beta if self.beta is not None else (spec.default_beta if spec else None)
