@@ -121,7 +121,8 @@ class AlignRecipe(FinetuneRecipe):
 
     def trainer(self, model, args, dataset, tokenizer):
         return AlignTrainer(model=model, args=args, train_dataset=dataset,
-                            data_collator=GroupCollator(tokenizer.pad_token_id), align=self.config)
+                            data_collator=GroupCollator(tokenizer.pad_token_id), align=self.config,
+                            precision=self.precision)
 
     def measure(self, model, tokenizer, when: str) -> dict:
         """Share of (better, worse) pairs the model orders right on the training groups."""
@@ -144,7 +145,7 @@ class AlignRecipe(FinetuneRecipe):
         return {"task": task, "method": sft.method if sft else None, "template": sft.template if sft else None,
                 "data": {"spec": self.config.groups, "rows": len(self.groups)}}
 
-    def summary(self) -> dict:
+    def summary(self, record: dict) -> dict:
         c = self.config
         return {"loss": c.loss, "feedback": c.feedback, "beta": c.resolved_beta(), "base_adapter": c.adapter,
                 "groups": {"file": c.groups, "total": len(self.groups), "with_pairs": self.with_pairs,
