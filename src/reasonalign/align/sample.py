@@ -1,6 +1,6 @@
 """`reasonalign sample`: k responses per prompt, each graded by the task's checker -> groups.jsonl.
 
-Alignment fine-tuning (METHODS.md §2) contrasts a model's own correct responses (G_P) with its
+Alignment fine-tuning (docs/methods.md §2) contrasts a model's own correct responses (G_P) with its
 incorrect ones (G_N) to the same prompt. This module makes those groups; the alignment trainer
 reads them. One JSON object per line (the trainer reads exactly these keys):
 
@@ -36,7 +36,7 @@ from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl, write_text
-from reasonalign.core.run_record import prompt_format
+from reasonalign.core.run_record import prompt_format, read_run
 from reasonalign.core.verdict import split_reason
 from reasonalign.data.arith import chain_score
 from reasonalign.prompts import get_template
@@ -186,7 +186,7 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
                             f"arith data (arith:train, data/arith.py)")
         return [Item(f"{config.data}:{ex.row}", task.name, task.prompt(ex), True, task.gold(ex), ex.chain)
                 for ex in chosen], info
-    template_name, method = prompt_format(config.adapter, config.template, config.method)
+    template_name, method = prompt_format(read_run(config.adapter), config.template, config.method)
     template = get_template(template_name)
     if method not in ("l", "lr"):
         raise UserError(f"{config.adapter}: trained with method {method!r}; pass --method l or lr for DFAR prompts")

@@ -19,7 +19,7 @@ from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl, write_text
-from reasonalign.core.run_record import prompt_format, read_run
+from reasonalign.core.run_record import RunRecord, prompt_format, read_run
 from reasonalign.data import load, split_off
 from reasonalign.core.verdict import parse_verdict
 from reasonalign.tasks import TASKS, task_for
@@ -43,12 +43,14 @@ class ScoringInputs:
     precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
     trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
-    def template_name(self) -> str:
-        return prompt_format(self.adapter, self.template)[0]
+    def template_name(self, record: RunRecord | None = None) -> str:
+        """The template asked for, else the adapter's, else dfar-llama. `record`: the adapter's run record,
+        when the caller has read it already (read here otherwise)."""
+        return prompt_format(record or read_run(self.adapter), self.template)[0]
 
-    def method_name(self, requested: str | None) -> str:
+    def method_name(self, requested: str | None, record: RunRecord | None = None) -> str:
         """The prompt variant: the one asked for, else the adapter's (l or lr), else lr."""
-        method = prompt_format(self.adapter, method=requested)[1]
+        method = prompt_format(record or read_run(self.adapter), method=requested)[1]
         return method if method in ("l", "lr") else "lr"
 
     def load_rows(self, seed: int) -> tuple:
@@ -75,8 +77,9 @@ class EvalConfig(ScoringInputs):
     seed: int = option(0, "seed for row selection and the bootstrap")
 
 
-def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
-    """The decision threshold on log P(unethical) - log P(ethical), and where it came from."""
+def _threshold(config: EvalConfig, dataset, fit, record: RunRecord | None) -> tuple[float, str]:
+    """The decision threshold on log P(unethical) - log P(ethical), and where it came from (`record`: the
+    adapter's run record)."""
     if config.calibrate_on:
         source = load(config.calibrate_on)
         _, rows = split_off(source.examples, min(config.calibration_rows, len(source)), config.seed)
@@ -87,7 +90,6 @@ def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
     if config.calibration == "none":
         return 0.0, "none (threshold 0)"
     if config.calibration == "auto":
-        record = read_run(config.adapter)
         if record and record.calibration:  # fitted by `train`, saved as the file the record names
             return float(record.calibration["threshold"]), str(Path(config.adapter) / record.calibration["file"])
         return 0.0, "none (threshold 0)"
@@ -157,15 +159,16 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     from reasonalign.prompts import get_template
     from reasonalign.scoring import fit_threshold, predict_from_scores
 
-    template = get_template(config.template_name())
-    method = config.method_name(config.method)
+    record = read_run(config.adapter)  # once: prompt format, threshold and model loading all need it
+    template = get_template(config.template_name(record))
+    method = config.method_name(config.method, record)
     task, dataset, examples = config.load_rows(config.seed)
     device = model_device(model) if model is not None else default_device()
     precision = resolve(config.precision, device)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     if model is None:
-        model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+        model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code, record=record)
 
     def score(rows):
         with autocast(precision, device):
@@ -175,7 +178,10 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     gold = np.array([ex.label for ex in examples])
     extra: dict = {}
     if config.scoring == "loglik":
-        threshold, source = _threshold(config, dataset, lambda rows: fit_threshold(score(rows), [ex.label for ex in rows]))
+        def fit(rows):
+            return fit_threshold(score(rows), [ex.label for ex in rows])
+
+        threshold, source = _threshold(config, dataset, fit, record)
         scores = score(examples)
         pred = predict_from_scores(scores, threshold)
         per_item = [{"logp_ethical": float(s[0]), "logp_unethical": float(s[1])} for s in scores]

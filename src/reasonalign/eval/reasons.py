@@ -19,6 +19,7 @@ from reasonalign.core.config import option, to_dict
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import read_jsonl, write_jsonl, write_text
+from reasonalign.core.run_record import read_run
 from reasonalign.core.verdict import LABELS, parse_verdict, split_reason
 from reasonalign.eval.labels import ScoringInputs, prompts_for
 from reasonalign.tasks import task_for
@@ -51,10 +52,11 @@ def generate(config: GenerateConfig) -> list[dict]:
     from reasonalign.prompts import get_template
 
     decoding, precision = check_generation(config)  # bad options fail here, before any model loads
-    template = get_template(config.template_name())
+    record = read_run(config.adapter)  # once, for the prompt format and model loading
+    template = get_template(config.template_name(record))
     task, dataset, examples = config.load_rows(config.seed)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
-    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code, record=record)
     prompts = prompts_for(task, template, examples, config.method, tokenizer)
     sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.temperature > 0 else {}
     started = time.time()
