@@ -24,7 +24,7 @@ Conventions (every loss in this module):
 - The SFT / cross-entropy term on positives (AFT) or on the best response (RRHF, PRO) is NOT in
   this module: the trainer adds it with its own, configurable weight.
 
-Unverified points of the paper (METHODS.md §2) and the choices made here are marked "Choice:".
+Unverified points of the paper (docs/methods.md §2) and the choices made here are marked "Choice:".
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ loss (loss on the answer only), log-likelihood scoring (compare the two label co
 after the prompt) and generation (the model continues the prompt).
 
 The L variant (labels only) and the L+R variant (label + reason) differ in instruction and
-answer. Strings follow METHODS.md §1 character for character; where the notebooks only
+answer. Strings follow docs/methods.md §1 character for character; where the notebooks only
 describe the L variant ("without any reason"), the wording below is our reading of it.
 """
 
@@ -55,9 +55,6 @@ class PromptTemplate:
     def label_continuations(self) -> list[str]:
         """The text each label adds right after the prompt: what log-likelihood scoring compares."""
         return [f" {word}" for word in LABELS]
-
-    def render(self, statement: str, label: int, reason: str | None, method: str, tokenizer=None) -> str:
-        return self.prompt(statement, method, tokenizer) + self.answer(label, reason, method)
 
 
 def _pick(l_text: str, lr_text: str, method: str) -> str:
