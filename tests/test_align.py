@@ -85,7 +85,7 @@ def test_align_cli_orders_training_pairs_better(aligned, sft_adapter):
 
 
 def test_aligned_adapter_reloads_on_its_sft_base(aligned, tiny_model, sft_adapter):
-    from reasonalign.eval.labels import ScoringInputs
+    from reasonalign.eval.config import ScoringInputs
     from reasonalign.models import load_model
 
     out, r = aligned

