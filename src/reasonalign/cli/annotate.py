@@ -14,7 +14,7 @@ from reasonalign.core import config as cfg
 from reasonalign.core.config import option
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_json
-from reasonalign.eval.reasons import JudgeOptions
+from reasonalign.eval.config import JudgeOptions
 
 
 @dataclass

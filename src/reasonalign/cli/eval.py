@@ -1,7 +1,7 @@
 """`reasonalign eval --task labels|reasons|answers|ranking`: one command, one config per task.
 
-Each task's options are a dataclass in its own module; options with the same name (model,
-adapter, output, seed, ...) mean the same thing in every task and appear once.
+Each task's options are a dataclass in `eval/config.py` (so `--help` imports no implementation); options
+with the same name (model, adapter, output, seed, ...) mean the same thing in every task and appear once.
 """
 
 import dataclasses
@@ -11,7 +11,7 @@ from reasonalign.core import config as cfg
 from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
 
-# task: (module, its config class, its function config -> metrics dict, what it measures).
+# task: (module, its config class in eval/config.py, its function config -> metrics dict, what it measures).
 # The module also has `headline(metrics, config) -> str`, the line printed when it is done.
 TASKS = {
     "labels": ("reasonalign.eval.labels", "EvalConfig", "evaluate", "classification accuracy (DFAR, ETHOS)"),
@@ -25,10 +25,16 @@ TASKS = {
 GLOBAL = {"command", "run", "debug", "task", "config", "commands"}
 
 
+def _config(name: str):
+    from reasonalign.eval import config
+
+    return getattr(config, TASKS[name][1])
+
+
 def _task(name: str):
-    module, config_name, fn_name, _ = TASKS[name]
+    module, _, fn_name, _ = TASKS[name]
     mod = importlib.import_module(module)
-    return mod, getattr(mod, config_name), getattr(mod, fn_name)
+    return mod, _config(name), getattr(mod, fn_name)
 
 
 def register(sub) -> None:
@@ -36,7 +42,7 @@ def register(sub) -> None:
                        description="Evaluate a model (optionally with a LoRA adapter) and write metrics.json. "
                                    "Tasks: " + "; ".join(f"{k} = {v[3]}" for k, v in TASKS.items()) + ".")
     p.add_argument("--task", choices=list(TASKS), default="labels", help="what to measure (default: labels)")
-    configs = {name: _task(name)[1] for name in TASKS}
+    configs = {name: _config(name) for name in TASKS}
     seen: set[str] = set()
     for name, config_cls in configs.items():
         group = p.add_argument_group(f"--task {name}" if seen else f"--task {name} (and options shared by all tasks)")

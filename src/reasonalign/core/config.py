@@ -16,14 +16,15 @@ import types
 import typing
 from pathlib import Path
 
-import yaml
-
 from reasonalign.core.errors import UserError
+from reasonalign.core.files import read_yaml
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRECISION_HELP = ("precision of every forward pass: bf16 = bfloat16 autocast, fp16 = float16 autocast (GPU only), "
                   "auto = bf16 where a matmul probe on this machine finds it faster, else fp32")
+DEFAULT_MODEL = "smollm2-135m-instruct"  # every command's --model default (one of models.OFFLINE_MODELS)
+MODEL_HELP = "short name, hub id or folder of the base model"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +93,16 @@ def validate(config) -> None:
 def option(default, help: str, choices=None):
     """A dataclass field that carries its CLI help (and choices)."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def precision_option():
+    """`--precision`: the same choices, default and help in every command that runs a model."""
+    return option("auto", PRECISION_HELP, list(PRECISIONS))
+
+
+def trust_remote_code_option():
+    """`--trust-remote-code`: off unless asked for, in every command that loads a model."""
+    return option(False, "allow model code from the hub (off unless you ask)")
 
 
 def redefault(base, name: str, default):
@@ -179,14 +190,7 @@ def build(cls, args: argparse.Namespace):
 
 
 def _read_yaml(path: Path, names: set[str]) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        row = mark.line + 1 if mark else None
-        raise UserError(f"{path}:{row}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(path)
     if data is None:  # allowed (= the defaults), but said: it is as likely the wrong or an unsaved file
         print(f"warning: {path}: empty config file; every option keeps its default", file=sys.stderr)
         data = {}

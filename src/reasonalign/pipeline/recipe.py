@@ -30,10 +30,9 @@ import shlex
 import time
 from pathlib import Path
 
-import yaml
 
 from reasonalign.core.errors import UserError
-from reasonalign.core.files import write_text
+from reasonalign.core.files import read_yaml, write_text
 from reasonalign.pipeline import Commands
 
 BUILTIN = Path(__file__).parents[1] / "recipes"
@@ -50,11 +49,7 @@ def recipe_path(name: str) -> Path:
 
 
 def read_recipe(path: Path) -> dict:
-    try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML") from None
+    recipe = read_yaml(path, "recipe")
     if not isinstance(recipe, dict) or not isinstance(recipe.get("steps"), list) or not recipe["steps"]:
         raise UserError(f"{path}: a recipe needs `steps:`, a list of {{command, options}}")
     unknown = set(recipe) - {"vars", "output", "steps", "table"}

@@ -19,10 +19,9 @@ import re
 import time
 from pathlib import Path
 
-import yaml
 
 from reasonalign.core.errors import UserError
-from reasonalign.core.files import write_text
+from reasonalign.core.files import read_yaml, write_text
 from reasonalign.pipeline import Commands
 from reasonalign.pipeline.recipe import (check_options, command_line, fill_vars, load_recipe, parse_seeds,
                                          recipe_path, resume_flag, run_recipe, unfilled)
@@ -37,13 +36,7 @@ def markers(block: str = "reproduce") -> tuple[str, str]:
 
 
 def load_config(path: Path, output: str | None, seeds: str | None, settings: list[str] = ()) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML") from None
+    config = read_yaml(path)
     if not isinstance(config, dict) or not config.get("cells") or not config.get("rows") or not config.get("columns"):
         raise UserError(f"{path}: a reproduce config needs `cells:`, `columns:` and `rows:`")
     if set(config) - KEYS:
