@@ -135,7 +135,7 @@ def test_broken_yaml_templates_name_the_file(tmp_path, text, problem):
     path.write_text(text)
     with pytest.raises(UserError, match=problem) as err:
         get_template(str(path))
-    assert str(err.value).startswith(f"{path}: ")
+    assert str(err.value).startswith(f"{path}:")  # the file (and for a YAML error its line) first
     assert "\n" not in str(err.value)  # one line on the command line
 
 

@@ -37,27 +37,30 @@ def _task(name: str):
     return mod, _config(name), getattr(mod, fn_name)
 
 
-def register(sub) -> None:
+def register(sub, argv: list[str] | None = None) -> None:
+    """`eval --help` lists the options of the task on the command line (default labels) and no other."""
+    task = _task_on(argv or [])
     p = sub.add_parser("eval", help="measure accuracy, misalignment rate, answers or ranking",
                        description="Evaluate a model (optionally with a LoRA adapter) and write metrics.json. "
-                                   "Tasks: " + "; ".join(f"{k} = {v[3]}" for k, v in TASKS.items()) + ".")
+                                   "Tasks: " + "; ".join(f"{k} = {v[3]}" for k, v in TASKS.items()) + ". "
+                                   f"Options below: --task {task}'s; each task's: "
+                                   f"reasonalign eval --task NAME --help.")
     p.add_argument("--task", choices=list(TASKS), default="labels", help="what to measure (default: labels)")
-    configs = {name: _config(name) for name in TASKS}
     seen: set[str] = set()
-    for name, config_cls in configs.items():
-        group = p.add_argument_group(f"--task {name}" if seen else f"--task {name} (and options shared by all tasks)")
-        cfg.add_arguments(group, config_cls, seen, _defaults_by_task(configs))
+    cfg.add_arguments(p.add_argument_group(f"--task {task}"), _config(task), seen)
+    for name in TASKS:  # the other tasks' flags parse, so that run() refuses them in one line
+        cfg.add_arguments(p, _config(name), seen, hidden=True)
     p.set_defaults(run=run)
 
 
-def _defaults_by_task(configs: dict) -> dict[str, str]:
-    """'labels: dfar:test, answers: gsm8k:test' for the shared options whose default differs by task."""
-    by_name: dict[str, dict] = {}
-    for task, config_cls in configs.items():
-        for f in dataclasses.fields(config_cls):
-            by_name.setdefault(f.name, {})[task] = f.default
-    return {name: ", ".join(f"{task}: {d}" for task, d in per_task.items())
-            for name, per_task in by_name.items() if len({repr(d) for d in per_task.values()}) > 1}
+def _task_on(argv: list[str]) -> str:
+    """The `--task` value of an `eval` command line (`--task X` or `--task=X`), else labels."""
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv) and argv[i + 1] in TASKS:
+            return argv[i + 1]
+        if arg.startswith("--task=") and arg.split("=", 1)[1] in TASKS:
+            return arg.split("=", 1)[1]
+    return "labels"
 
 
 def run(args) -> int:

@@ -145,12 +145,12 @@ def _convert(cls, name: str, value):
         raise UserError(f"option {name}: expected {tp.__name__}, got {value!r}") from None
 
 
-def add_arguments(parser, cls, seen: set[str] | None = None, defaults: dict[str, str] | None = None) -> None:
+def add_arguments(parser, cls, seen: set[str] | None = None, hidden: bool = False) -> None:
     """One `--field-name` flag per dataclass field; help and choices come from the field.
 
-    `seen` (names already added to the same parser) lets several configs share one command:
-    `eval --task ...` adds each task's options once, in the task's own argument group, and
-    `defaults` replaces the default shown for options whose default differs by task.
+    `seen` (names already added to the same parser) lets several configs share one command, and
+    `hidden` adds flags that parse but do not show in `--help`: `eval` lists the options of its
+    `--task` and still parses the other tasks' (to refuse them with a one-line error).
     """
     if seen is None or not seen:
         parser.add_argument("--config", metavar="YAML", help="recipe file with any of the options below")
@@ -162,8 +162,8 @@ def add_arguments(parser, cls, seen: set[str] | None = None, defaults: dict[str,
         seen.add(f.name)
         flag = "--" + f.name.replace("_", "-")
         tp = _base_type(typing.get_type_hints(cls)[f.name])
-        shown = (defaults or {}).get(f.name, f.default)
-        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata.get('help', '')} (default: {shown})")
+        text = argparse.SUPPRESS if hidden else f"{f.metadata.get('help', '')} (default: {f.default})"
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=text)
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
         if tp is bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from reasonalign.core.config import DEFAULT_MODEL, MODEL_HELP, option, precision_option, trust_remote_code_option
 from reasonalign.core.errors import UserError
 from reasonalign.core.run_record import RunRecord, prompt_format, read_run
+from reasonalign.judging import JudgeOptions
 from reasonalign.tasks import task_for
 
 
@@ -80,28 +81,6 @@ class GenerateConfig(ScoringInputs):
     batch_size: int = option(16, "statements per generate call (left-padded)")
     output: str = option("runs/generate", "folder for generations.jsonl")
     seed: int = option(0, "seed for row selection and sampling")
-
-
-@dataclass
-class JudgeOptions:
-    """The automatic judges' options: shared by `eval --task reasons` and `annotate stats`."""
-
-    judge: str = option("reference", "reference, llm or human; several comma-separated (e.g. reference,llm) are "
-                                     "each reported, with their agreement (kappa)")
-    similarity_threshold: float | None = option(None, "reference judge: cosine threshold (default: "
-                                                      "ReferenceJudgeConfig's, chosen on the judge-validation set)")
-    judge_pool: str = option("dfar:train", "reference judge: training data whose human reasons not_specific and the "
-                                           "stance classifier (argues_other_verdict) compare "
-                                           "a reason with (other statements, same label); none = off")
-    judge_url: str | None = option(None, "llm judge: OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000")
-    judge_model: str | None = option(None, "llm judge: model name at --judge-url, or without a URL a local model "
-                                           "(short name or folder); comma-separated for several voting LLM judges")
-    judge_key_env: str = option("REASONALIGN_JUDGE_API_KEY", "llm judge: environment variable holding the API key")
-    judge_concurrency: int = option(4, "llm judge: requests in flight at once")
-    judge_timeout: float = option(60.0, "llm judge: seconds per request before a retry")
-    judge_retries: int = option(3, "llm judge: retries with exponential backoff on timeouts, 429 and 5xx")
-    judge_cache: str | None = option(None, "llm judge: answer cache folder (default: OUTPUT/judge-cache); a rerun "
-                                           "resumes from it")
 
 
 @dataclass

@@ -20,8 +20,9 @@ from reasonalign.core.distributed import is_main
 from reasonalign.core.files import read_jsonl, write_jsonl, write_text
 from reasonalign.core.run_record import read_run
 from reasonalign.core.verdict import LABELS, parse_verdict, split_reason
-from reasonalign.eval.config import GenerateConfig, JudgeOptions, ReasonsConfig
+from reasonalign.eval.config import GenerateConfig, ReasonsConfig
 from reasonalign.eval.labels import prompts_for
+from reasonalign.judging import build_judges, judge_names
 from reasonalign.tasks import task_for
 
 def generate(config: GenerateConfig) -> list[dict]:
@@ -83,7 +84,6 @@ def check_generation(config: GenerateConfig) -> tuple[dict, str]:
                     config.max_new_tokens, config.min_new_tokens), precision
 
 
-JUDGES = ("reference", "llm", "human")
 NO_GOLD_REASONS = ("this data has no human reasons: the reference judge uses only verdict consistency and "
                    "degeneracy (empty, too short, repetitive, copies the statement); low_similarity is not applied")
 
@@ -117,43 +117,6 @@ def judge_items(records: list[dict]):
                       verdict=None if r["verdict"] is None else LABELS.index(r["verdict"])) for r in records]
 
 
-def judge_names(config: JudgeOptions) -> list[str]:
-    names = [j.strip() for j in config.judge.split(",") if j.strip()]
-    if not names or any(j not in JUDGES for j in names):
-        raise UserError(f"--judge {config.judge!r}: choose from {', '.join(JUDGES)} (comma-separated)")
-    return names
-
-
-def build_judges(config: JudgeOptions, out: Path, trust_remote_code: bool = False) -> list:
-    """The requested judges other than `human` (human ratings are read, not computed)."""
-    # heavy: see generate
-    from reasonalign.judges import HFBackend, HTTPBackend, LLMJudge, ReferenceJudge, ReferenceJudgeConfig
-
-    judges = []
-    for name in judge_names(config):
-        if name == "reference":
-            ref = ReferenceJudgeConfig()
-            if config.similarity_threshold is not None:
-                ref = ReferenceJudgeConfig(similarity_threshold=config.similarity_threshold)
-            judges.append(ReferenceJudge(ref, pool=judge_pool(config.judge_pool)))
-        elif name == "llm":
-            if not config.judge_model:
-                raise UserError("--judge llm needs --judge-model (a model at --judge-url, or a local model)")
-            cache = config.judge_cache or str(out / "judge-cache")
-            for model in [m.strip() for m in config.judge_model.split(",") if m.strip()]:
-                if config.judge_url:
-                    backend = HTTPBackend(config.judge_url, model, api_key_env=config.judge_key_env,
-                                          max_workers=config.judge_concurrency, timeout=config.judge_timeout,
-                                          retries=config.judge_retries)
-                else:
-                    from reasonalign.models import load_model, load_tokenizer
-
-                    backend = HFBackend(load_model(model, trust_remote_code=trust_remote_code),
-                                        load_tokenizer(model, trust_remote_code))
-                judges.append(LLMJudge(backend, cache_dir=cache))
-    return judges
-
-
 def flagged_rows(path: str) -> set:
     """Rows a `data check-reasons` file flags (its records with non-empty `flags`)."""
     if not Path(path).is_file():
@@ -166,15 +129,6 @@ def flagged_rows(path: str) -> set:
         if record["flags"]:
             rows.add(record["row"])
     return rows
-
-
-def judge_pool(spec: str | None) -> list[tuple[int, str, str]]:
-    """(label, statement, human reason) of the training rows the reference judge's not_specific compares with."""
-    if not spec or spec.lower() == "none":
-        return []
-    if "test" in spec:
-        raise UserError(f"--judge-pool {spec}: the pool is training data (e.g. dfar:train), never test")
-    return [(ex.label, ex.statement, ex.reason) for ex in task_for(spec).load(spec) if getattr(ex, "reason", None)]
 
 
 def _ratings(config: ReasonsConfig):

@@ -214,6 +214,8 @@ def build_results(path: Path, config: dict, cells: list[dict], done: list[dict])
                "comparisons": compare(config.get("compare") or [], config["columns"], outcomes, seed),
                "sources": sources(rows, extra), "caption": " ".join(str(config.get("caption", "")).split()),
                "cells": done}
+    if speed := generation_speed(cells):
+        results["speed"] = speed
     for item in results["sources"] + results["cells"]:
         item["folder"] = os.path.relpath(item["folder"], out)
     return results
@@ -231,7 +233,30 @@ def summary_markdown(results: dict, heading: str = "#") -> str:
         f"written {results['written']} on {m['cpu']} ({m['cores']} cores"
         + (f", {m['gpu']}" if m["gpu"] else "") + f"), torch {m['torch']}, precision {m['precision']} "
         f"(bf16 matmul probe {m['bf16_speedup']}x fp32).", "",
-        markdown(results), "", results["caption"], ""])
+        markdown(results), "", results["caption"] + _speed_note(results.get("speed")), ""])
+
+
+def generation_speed(cells: list[dict]) -> dict:
+    """Median generated tokens/s of sampling (sample_summary.json) and of greedy evaluation (eval metrics.json)
+    over the cells' runs that recorded it: sampling k responses is what an alignment table costs."""
+    import statistics
+
+    found = {"sampling": [], "evaluation": []}
+    for cell in cells:
+        for path in sorted(Path(cell["folder"]).rglob("*.json")):
+            if path.name not in ("sample_summary.json", "metrics.json") or "checkpoint-" in str(path):
+                continue
+            speed = json.loads(path.read_text()).get("tokens_per_second")
+            if speed:
+                found["sampling" if path.name == "sample_summary.json" else "evaluation"].append(speed)
+    return {k: {"median": statistics.median(v), "runs": len(v)} for k, v in found.items() if v}
+
+
+def _speed_note(speed: dict | None) -> str:
+    if not speed:
+        return ""
+    return " Generation speed (median over the runs that recorded it): " + "; ".join(
+        f"{k} {v['median']:.0f} tokens/s ({v['runs']} runs)" for k, v in speed.items()) + "."
 
 
 def readme_block(readme: Path, block: str = "reproduce") -> str:
