@@ -86,11 +86,13 @@ def _train_rows(row: dict) -> int | str | None:
 
 
 def _majority(folder: Path, column: dict, rows: set) -> float | None:
-    """Share of the commoner label among the column's items (accuracy columns only)."""
+    """Share of the commoner label among the column's items (accuracy columns of a two-label task only)."""
     if column["metric"] != "accuracy":
         return None
     gold = [r["gold"] for _, r in read_jsonl(folder / column["run"] / "predictions.jsonl") if r["row"] in rows]
-    return max(np.mean(gold), 1 - np.mean(gold)) if gold else None
+    if not gold or any(g not in (0, 1) for g in gold):  # answers (arith, GSM8K) have no classes
+        return None
+    return max(np.mean(gold), 1 - np.mean(gold))
 
 
 def compare(pairs: list[list[str]], columns: list[dict], outcomes: dict, seed: int = 0) -> list[dict]:
