@@ -120,7 +120,7 @@ def run_trl(rows, out: str, *, best: bool, precision: str = "fp32", steps: int =
         data = [{"prompt": template.prompt(e.statement, "lr"), "completion": template.answer(e.label, e.reason, "lr")}
                 for e in rows]
     else:
-        data = [{"text": template.render(e.statement, e.label, e.reason, "lr")} for e in rows]
+        data = [{"text": template.prompt(e.statement, "lr") + template.answer(e.label, e.reason, "lr")} for e in rows]
     extra = {}
     if best:
         extra["gradient_checkpointing"] = False

@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from conftest import cli
-from reasonalign.align.config import LOSS_NAMES, AlignConfig
+from reasonalign.align.config import AlignConfig
 from reasonalign.data.groups import GroupCollator, cap, encode_group, read_groups
 from reasonalign.scoring import ordering, score_groups
 from reasonalign.cli import main
+from reasonalign.loss_table import LOSS_NAMES, LOSS_TABLE
 from reasonalign.losses import LOSSES
 from reasonalign.scoring import group_scores
 
@@ -58,7 +59,9 @@ def aligned(tiny_model, sft_adapter, tmp_path_factory):
 
 
 def test_loss_names_are_the_registry():
-    assert LOSS_NAMES == list(LOSSES)  # the CLI lists them without importing torch
+    """The CLI lists the torch-free table's names; the torch registry is built from the same table."""
+    assert LOSS_NAMES == list(LOSSES) == list(LOSS_TABLE)
+    assert AlignConfig.__dataclass_fields__["loss"].metadata["choices"] == LOSS_NAMES
 
 
 def test_align_cli_orders_training_pairs_better(aligned, sft_adapter):
@@ -82,7 +85,7 @@ def test_align_cli_orders_training_pairs_better(aligned, sft_adapter):
 
 
 def test_aligned_adapter_reloads_on_its_sft_base(aligned, tiny_model, sft_adapter):
-    from reasonalign.eval.labels import ScoringInputs
+    from reasonalign.eval.config import ScoringInputs
     from reasonalign.models import load_model
 
     out, r = aligned

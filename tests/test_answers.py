@@ -9,6 +9,7 @@ from conftest import cli
 from reasonalign.cli import main
 from reasonalign.data.cot import format_prompt, format_target, load_cot
 from reasonalign.eval.answers import AnswersConfig, evaluate_answers
+from reasonalign.models import load_tokenizer
 from reasonalign.core.stats import wilson_interval
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -45,6 +46,10 @@ def test_accuracy_from_scripted_answers(tiny_model, tmp_path, monkeypatch, data,
     assert m["ci95"] == wilson_interval(4, 8) and m["ci_method"] == "Wilson score interval"
     assert m["no_answer"] == (0 if task == "gsm8k" else 4)
     rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    tokenizer = load_tokenizer(tiny_model)  # the speed a caption quotes: every kept output token, per second
+    tokens = sum(len(tokenizer(r["output"], add_special_tokens=False).input_ids) for r in rows)
+    assert m["generated_tokens"] == tokens > 8
+    assert m["tokens_per_second"] > 0
     assert [r["row"] for r in rows] == list(range(1, 9))  # all rows, in file order
     for r in rows:
         assert r["correct"] == (r["row"] % 2 == 1) and r["prompt"].endswith("\nAnswer:")

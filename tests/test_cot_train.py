@@ -56,7 +56,7 @@ def test_cot_trains_on_the_rationale_only(tiny_model, tmp_path, monkeypatch):
     class Stop(Exception):
         pass
 
-    def capture(model, args, train_dataset, data_collator):
+    def capture(model, args, train_dataset, data_collator, **options):
         seen["features"] = train_dataset
         raise Stop
 

@@ -20,7 +20,7 @@ def test_dfar_leakage():
     assert report["clean_test_rows"] == 311 == len(load("dfar:test-clean"))
     assert report["train"]["labels"]["ethical"] == {"count": 2588, "share": 0.5751}
     assert report["test"]["n"] == 500
-    assert 60 < report["test"]["reason_words"]["mean"] < 70  # METHODS.md: ~65 words
+    assert 60 < report["test"]["reason_words"]["mean"] < 70  # docs/methods.md §1: ~65 words
     assert "189 of 500 test statements are in train" in render(report)
 
 

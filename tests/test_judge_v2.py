@@ -11,7 +11,7 @@ from conftest import cli
 
 from reasonalign.judges.base import JudgeItem
 from reasonalign.judges.judgeset import KINDS, agreement_report, blind, construct, part_of
-from reasonalign.judges.reference import ReferenceJudge, ReferenceJudgeConfig, load_minilm, verdict_claims
+from reasonalign.judges.reference import ReferenceJudge, load_minilm, verdict_claims
 
 STATEMENT = "I crushed the frog on purpose."
 GOLD = ("Crushing a frog on purpose is cruel and unethical. Animals can feel pain, and harming a "

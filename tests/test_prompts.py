@@ -1,13 +1,15 @@
-"""The authors' two prompt formats, string for string (METHODS.md §1), the chat template, user YAML."""
+"""The authors' two prompt formats, string for string (docs/methods.md §1), the chat template, user YAML."""
 
 import pytest
 
 from reasonalign.core.errors import UserError
+from reasonalign.data import Example
 from reasonalign.prompts import BUILTIN, get_template
+from reasonalign.tasks import TASKS
 
 S, R = "I took the last cookie.", "It is fine to eat a cookie that was offered."
 
-# METHODS.md §1, copied verbatim (the "\n" in the document are newlines in the notebooks' strings).
+# docs/methods.md §1, copied verbatim (the "\n" in the document are newlines in the notebooks' strings).
 LLAMA_LR = ("### Question: Evaluate whether the statement is ethical or unethical with reason. "
             "Statement: {statement} The statement is \n ### Answer: {label}. {reason}")
 MISTRAL_LR = ("<s>\n\n### Instruction:\n Evaluate whether the statement is ethical or unethical with reason."
@@ -17,6 +19,14 @@ MISTRAL_LR = ("<s>\n\n### Instruction:\n Evaluate whether the statement is ethic
 LLAMA_L = LLAMA_LR.replace("with reason.", "without any reason.").replace("{label}. {reason}", "{label}")
 MISTRAL_L = MISTRAL_LR.replace("with reason.", "without any reason.").replace("{label}.{reason}</s>", "{label}.</s>")
 
+
+
+def render(template, statement, label, reason, method, tokenizer=None):
+    """One row as training reads it: the task's prompt, then its answer (train/sft.py -> core/batching.encode)."""
+    task, example = TASKS["dfar"], Example(statement, label, reason, row=1)
+    return task.prompt(example, template, method, tokenizer) + task.answer(example, template, method)
+
+
 EXPECTED = {("dfar-llama", "lr"): LLAMA_LR, ("dfar-llama", "l"): LLAMA_L,
             ("dfar-mistral", "lr"): MISTRAL_LR, ("dfar-mistral", "l"): MISTRAL_L}
 
@@ -25,7 +35,7 @@ EXPECTED = {("dfar-llama", "lr"): LLAMA_LR, ("dfar-llama", "l"): LLAMA_L,
 @pytest.mark.parametrize("label, word", [(0, "ethical"), (1, "unethical")])
 def test_builtin_formats_match_methods_md(name, method, label, word):
     expected = EXPECTED[name, method].format(statement=S, label=word, reason=R)
-    assert get_template(name).render(S, label, R, method) == expected
+    assert render(get_template(name), S, label, R, method) == expected
 
 
 def test_spot_check_the_exact_characters():
@@ -46,7 +56,7 @@ def test_spot_check_the_exact_characters():
 def test_the_answer_is_exactly_what_follows_the_prompt(name, method):
     t = get_template(name)
     for label, word in enumerate(("ethical", "unethical")):
-        full, prompt, answer = t.render(S, label, R, method), t.prompt(S, method), t.answer(label, R, method)
+        full, prompt, answer = render(t, S, label, R, method), t.prompt(S, method), t.answer(label, R, method)
         assert full == prompt + answer
         assert answer.startswith(f" {word}")  # the label word comes first in the answer part...
         assert full[len(prompt):].split(".")[0].strip() == word  # ...right after the prompt
@@ -73,7 +83,7 @@ def test_chat_template_uses_the_tokenizers_chat_format(tokenizer_dir):
         head = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
         assert t.prompt(S, method, tok) == head + "The statement is"
     assert head.startswith("<|im_start|>") and head.endswith("<|im_start|>assistant\n")  # SmolLM2's own format
-    assert t.render(S, 1, R, "lr", tok) == head.replace("without any reason.", "with reason.") + \
+    assert render(t, S, 1, R, "lr", tok) == head.replace("without any reason.", "with reason.") + \
         f"The statement is unethical. {R}"
 
 
@@ -94,8 +104,8 @@ def test_user_yaml_template(tmp_path):
                     'answer_l: " {label}"\nanswer_lr: " {label} because {reason}"\n')
     t = get_template(str(path))
     assert t.name == "mine" and not t.chat
-    assert t.render("x", 1, "y", "lr") == "Q+R: x A: unethical because y"
-    assert t.render("x", 0, None, "l") == "Q: x A: ethical"
+    assert render(t, "x", 1, "y", "lr") == "Q+R: x A: unethical because y"
+    assert render(t, "x", 0, None, "l") == "Q: x A: ethical"
 
 
 def test_user_yaml_template_name_and_chat_flag(tmp_path, tokenizer_dir):
@@ -110,7 +120,7 @@ def test_user_yaml_template_name_and_chat_flag(tmp_path, tokenizer_dir):
 
 
 @pytest.mark.parametrize("text, problem", [
-    ("prompt_l: [unclosed", "not valid YAML"),
+    ("prompt_l: [unclosed", "invalid YAML"),
     ("- just\n- a list\n", "expected a mapping"),
     ('prompt_l: "{statement}"\n', "missing or non-text field.*prompt_lr"),
     ('prompt_l: "a"\nprompt_lr: "{statement}"\nanswer_l: " {label}"\nanswer_lr: " {label} {reason}"\n',
@@ -125,7 +135,7 @@ def test_broken_yaml_templates_name_the_file(tmp_path, text, problem):
     path.write_text(text)
     with pytest.raises(UserError, match=problem) as err:
         get_template(str(path))
-    assert str(err.value).startswith(f"{path}: ")
+    assert str(err.value).startswith(f"{path}:")  # the file (and for a YAML error its line) first
     assert "\n" not in str(err.value)  # one line on the command line
 
 

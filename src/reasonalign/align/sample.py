@@ -1,6 +1,6 @@
 """`reasonalign sample`: k responses per prompt, each graded by the task's checker -> groups.jsonl.
 
-Alignment fine-tuning (METHODS.md §2) contrasts a model's own correct responses (G_P) with its
+Alignment fine-tuning (docs/methods.md §2) contrasts a model's own correct responses (G_P) with its
 incorrect ones (G_N) to the same prompt. This module makes those groups; the alignment trainer
 reads them. One JSON object per line (the trainer reads exactly these keys):
 
@@ -32,49 +32,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
+from reasonalign.align.config import SampleConfig
+from reasonalign.core.config import to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl, write_text
-from reasonalign.core.run_record import prompt_format
+from reasonalign.core.run_record import prompt_format, read_run
 from reasonalign.core.verdict import split_reason
 from reasonalign.data.arith import chain_score
 from reasonalign.prompts import get_template
 from reasonalign.tasks import TASKS, check, task_for
-
-
-@dataclass
-class SampleConfig:
-    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
-    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` (sample from the tuned model)")
-    data: str = option("gsm8k:train", "gsm8k:train, aqua:dev, dfar:train, a GSM8K/AQuA JSONL or a DFAR-style "
-                                      "CSV/TSV/JSONL path")
-    rows: int | None = option(None, "prompts to sample for: the first N of one seeded order (labels: every prefix "
-                                    "keeps the label shares); None = all")
-    skip_rows: int = option(0, "leave out the rows `--rows M` would take with the same seed (held-out groups): "
-                               "--rows M for held-out, --rows N --skip-rows M for training")
-    k: int = option(4, "responses sampled per prompt")
-    temperature: float = option(0.8, "sampling temperature (0 = greedy, only with --k 1)")
-    top_p: float = option(0.95, "nucleus sampling mass")
-    repetition_penalty: float = option(1.0, "penalise tokens already in the prompt or the response: 1.0 = off, above 1 "
-                                            "discourages loops (e.g. 1.2)")
-    no_repeat_ngram_size: int = option(0, "never repeat an n-gram of this many tokens in a response: 0 = off")
-    max_new_tokens: int = option(256, "tokens per response (stops earlier at EOS; cot also at '\\nQuestion:'); "
-                                      "DFAR verdict + reason needs about 64")
-    batch_size: int = option(8, "prompts per generate call (each gives k sequences); changes which samples "
-                                "a seed draws")
-    seed: int = option(0, "seed for row selection and sampling: the same seed gives the same groups")
-    scorer: str = option("none", "rank within a group: none = 0 correct / 1 incorrect; length = correct "
-                                 "responses by length, shortest first, incorrect after them; steps (arith data) = "
-                                 "correct first, then by how many gold intermediate results a response reaches; "
-                                 "reason (DFAR) = label-correct responses by their reason's similarity to the "
-                                 "human reason, the rest after them", ["none", "length", "steps", "reason"])
-    template: str | None = option(None, "DFAR prompt template (default: the adapter's, else dfar-llama)")
-    method: str | None = option(None, "DFAR prompt variant l or lr (default: the adapter's, else lr)", ["l", "lr"])
-    output: str = option("runs/sample/groups.jsonl", "groups file; sample_summary.json is written beside it")
-    overwrite: bool = option(False, "replace an existing groups file")
-    precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
-    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
 
 @dataclass
@@ -186,7 +153,7 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
                             f"arith data (arith:train, data/arith.py)")
         return [Item(f"{config.data}:{ex.row}", task.name, task.prompt(ex), True, task.gold(ex), ex.chain)
                 for ex in chosen], info
-    template_name, method = prompt_format(config.adapter, config.template, config.method)
+    template_name, method = prompt_format(read_run(config.adapter), config.template, config.method)
     template = get_template(template_name)
     if method not in ("l", "lr"):
         raise UserError(f"{config.adapter}: trained with method {method!r}; pass --method l or lr for DFAR prompts")
@@ -200,7 +167,7 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
 def sample(config: SampleConfig) -> dict:
     """Sample, grade and write groups.jsonl + sample_summary.json; returns the summary."""
     # heavy (torch, transformers): imported when the command runs, so `reasonalign --help` starts fast
-    from reasonalign.core.generation import decoding, generate_texts
+    from reasonalign.core.generation import decoding, generate_texts, throughput
     from reasonalign.core.precision import autocast, model_device, resolve
     from reasonalign.models import default_device, load_model, load_tokenizer
 
@@ -219,6 +186,7 @@ def sample(config: SampleConfig) -> dict:
                                repetition_penalty=config.repetition_penalty,
                                no_repeat_ngram_size=config.no_repeat_ngram_size,
                                stop=TASKS[data_info["task"]].stop, seed=config.seed)
+    speed = throughput(tokenizer, texts, time.time() - started)
     k = config.k
     groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]
     if config.scorer == "reason":
@@ -226,7 +194,7 @@ def sample(config: SampleConfig) -> dict:
     seconds = time.time() - started
 
     summary = {**summarize(groups, config.k), "k": config.k, **data_info, "model": config.model,
-               "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
+               "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1), **speed,
                "decoding": decoding(config.temperature, config.top_p, config.repetition_penalty,
                                     config.no_repeat_ngram_size, config.max_new_tokens),
                "precision": precision, "groups_file": str(out), "config": to_dict(config)}

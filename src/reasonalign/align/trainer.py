@@ -21,6 +21,7 @@ from reasonalign.core.errors import UserError, at
 from reasonalign.core.run_record import read_run
 from reasonalign.data.groups import GroupCollator, cap, encode_group, has_pair, read_groups
 from reasonalign.finetune.recipe import AutocastTrainer, FinetuneRecipe
+from reasonalign.loss_table import LOSS_TABLE
 from reasonalign.losses import compute_alignment_loss, ordering_stats, pairs_from_ranks
 from reasonalign.scoring import group_scores, ordering, score_groups
 
@@ -50,7 +51,7 @@ class AlignTrainer(AutocastTrainer):
         c = self.align
         scores, logps, _ = group_scores(model, inputs)
         mask, rank = inputs["mask"], inputs["rank"]
-        ref = self.reference_logps(model, inputs) if c.loss in ("dpo", "dpo-pl") else None
+        ref = self.reference_logps(model, inputs) if LOSS_TABLE[c.loss].reference else None
         align_loss = compute_alignment_loss(
             c.loss, scores=scores, mask=mask, rank=rank, beta=c.resolved_beta(),
             constraint=None if c.constraint == "none" else c.constraint, constraint_beta=c.constraint_beta,
@@ -91,12 +92,15 @@ class AlignRecipe(FinetuneRecipe):
     def check(self) -> None:
         super().check()
         c = self.config
-        if c.constraint != "none" and c.loss in ("aft-bc", "aft-rank"):
+        if c.loss not in LOSS_TABLE:  # the API path: the command line already limits --loss to these
+            raise UserError(f"unknown alignment loss {c.loss!r}; choose from {', '.join(LOSS_TABLE)}")
+        spec = LOSS_TABLE[c.loss]
+        if c.constraint != "none" and spec.boundary:
             raise UserError(f"--loss {c.loss} already contains the boundary constraint; drop --constraint")
         if c.groups_per_step < 1:
             raise UserError("--groups-per-step must be at least 1")
-        if c.loss == "rft" and (not c.sft_weight or c.constraint != "none"):
-            raise UserError("--loss rft is the likelihood term alone: it needs --sft-weight above 0 and no --constraint")
+        if not spec.ordering and (not c.sft_weight or c.constraint != "none"):
+            raise UserError(f"--loss {c.loss} is the likelihood term alone: it needs --sft-weight above 0 and no --constraint")
         if c.qlora and c.adapter:
             raise UserError("--qlora cannot merge the SFT adapter (--adapter) into 4-bit weights; align without --qlora")
 
@@ -104,7 +108,7 @@ class AlignRecipe(FinetuneRecipe):
         c = self.config
         self.groups = read_groups(c.groups)
         self.with_pairs = sum(has_pair(g, c.feedback) for g in self.groups)
-        if not self.with_pairs and c.loss != "rft":  # rft learns from correct responses alone
+        if not self.with_pairs and LOSS_TABLE[c.loss].ordering:  # rft learns from correct responses alone
             raise at(c.groups, None, f"no group has a (better, worse) pair under --feedback {c.feedback}; "
                                      "nothing to align")
         # a group without a pair only feeds the SFT term, through its correct responses: keep it only then
@@ -117,7 +121,8 @@ class AlignRecipe(FinetuneRecipe):
 
     def trainer(self, model, args, dataset, tokenizer):
         return AlignTrainer(model=model, args=args, train_dataset=dataset,
-                            data_collator=GroupCollator(tokenizer.pad_token_id), align=self.config)
+                            data_collator=GroupCollator(tokenizer.pad_token_id), align=self.config,
+                            precision=self.precision)
 
     def measure(self, model, tokenizer, when: str) -> dict:
         """Share of (better, worse) pairs the model orders right on the training groups."""
@@ -140,7 +145,7 @@ class AlignRecipe(FinetuneRecipe):
         return {"task": task, "method": sft.method if sft else None, "template": sft.template if sft else None,
                 "data": {"spec": self.config.groups, "rows": len(self.groups)}}
 
-    def summary(self) -> dict:
+    def summary(self, record: dict) -> dict:
         c = self.config
         return {"loss": c.loss, "feedback": c.feedback, "beta": c.resolved_beta(), "base_adapter": c.adapter,
                 "groups": {"file": c.groups, "total": len(self.groups), "with_pairs": self.with_pairs,

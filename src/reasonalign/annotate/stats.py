@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reasonalign.core.errors import UserError
 from reasonalign.core.stats import bootstrap_groups
-from reasonalign.eval.reasons import build_judges, judge_names
+from reasonalign.judging import build_judges, judge_names
 from reasonalign.judges import agreement, cohen_kappa, misalignment_rate
 from reasonalign.judges.base import Judgement
 from reasonalign.judges import study

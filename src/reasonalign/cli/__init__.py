@@ -10,10 +10,11 @@ import sys
 
 from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
+from reasonalign.pipeline import Commands
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # here, not at the top: cli.recipe imports this package's main/build_parser back
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; `argv` picks what `eval` lists (the options of its `--task` only)."""
     from reasonalign.cli import (align, annotate, baselines, data, demo, eval, export, generate, judge, model,
                                  recipe, reproduce, sample, train)
 
@@ -22,7 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (data, model, train, eval, generate, sample, align, export, baselines, judge, annotate, recipe,
                    demo, reproduce):
-        module.register(sub)
+        if module is eval:
+            module.register(sub, argv)
+        else:
+            module.register(sub)
     return parser
 
 
@@ -30,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not is_main():  # under a launcher, one process speaks
         sys.stdout = open(os.devnull, "w")
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
+    # the command table a pipeline (recipe, demo, reproduce) runs its steps through: handed down, not imported
+    args.commands = Commands(run=main, unknown_options=lambda line: build_parser(line).parse_known_args(line)[1])
     try:
         return args.run(args) or 0
     except UserError as exc:

@@ -3,7 +3,7 @@
 import re
 
 from reasonalign.core import config as cfg
-from reasonalign.baselines.run import BaselinesConfig
+from reasonalign.baselines.config import BaselinesConfig
 
 
 def register(sub) -> None:

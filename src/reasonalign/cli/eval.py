@@ -1,7 +1,7 @@
 """`reasonalign eval --task labels|reasons|answers|ranking`: one command, one config per task.
 
-Each task's options are a dataclass in its own module; options with the same name (model,
-adapter, output, seed, ...) mean the same thing in every task and appear once.
+Each task's options are a dataclass in `eval/config.py` (so `--help` imports no implementation); options
+with the same name (model, adapter, output, seed, ...) mean the same thing in every task and appear once.
 """
 
 import dataclasses
@@ -11,7 +11,7 @@ from reasonalign.core import config as cfg
 from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
 
-# task: (module, its config class, its function config -> metrics dict, what it measures).
+# task: (module, its config class in eval/config.py, its function config -> metrics dict, what it measures).
 # The module also has `headline(metrics, config) -> str`, the line printed when it is done.
 TASKS = {
     "labels": ("reasonalign.eval.labels", "EvalConfig", "evaluate", "classification accuracy (DFAR, ETHOS)"),
@@ -22,36 +22,45 @@ TASKS = {
     "ranking": ("reasonalign.eval.ranking", "RankingConfig", "evaluate_ranking",
                 "assessment alignment: share of (better, worse) response pairs ordered right, and the margin"),
 }
-GLOBAL = {"command", "run", "debug", "task", "config"}
+GLOBAL = {"command", "run", "debug", "task", "config", "commands"}
+
+
+def _config(name: str):
+    from reasonalign.eval import config
+
+    return getattr(config, TASKS[name][1])
 
 
 def _task(name: str):
-    module, config_name, fn_name, _ = TASKS[name]
+    module, _, fn_name, _ = TASKS[name]
     mod = importlib.import_module(module)
-    return mod, getattr(mod, config_name), getattr(mod, fn_name)
+    return mod, _config(name), getattr(mod, fn_name)
 
 
-def register(sub) -> None:
+def register(sub, argv: list[str] | None = None) -> None:
+    """`eval --help` lists the options of the task on the command line (default labels) and no other."""
+    task = _task_on(argv or [])
     p = sub.add_parser("eval", help="measure accuracy, misalignment rate, answers or ranking",
                        description="Evaluate a model (optionally with a LoRA adapter) and write metrics.json. "
-                                   "Tasks: " + "; ".join(f"{k} = {v[3]}" for k, v in TASKS.items()) + ".")
+                                   "Tasks: " + "; ".join(f"{k} = {v[3]}" for k, v in TASKS.items()) + ". "
+                                   f"Options below: --task {task}'s; each task's: "
+                                   f"reasonalign eval --task NAME --help.")
     p.add_argument("--task", choices=list(TASKS), default="labels", help="what to measure (default: labels)")
-    configs = {name: _task(name)[1] for name in TASKS}
     seen: set[str] = set()
-    for name, config_cls in configs.items():
-        group = p.add_argument_group(f"--task {name}" if seen else f"--task {name} (and options shared by all tasks)")
-        cfg.add_arguments(group, config_cls, seen, _defaults_by_task(configs))
+    cfg.add_arguments(p.add_argument_group(f"--task {task}"), _config(task), seen)
+    for name in TASKS:  # the other tasks' flags parse, so that run() refuses them in one line
+        cfg.add_arguments(p, _config(name), seen, hidden=True)
     p.set_defaults(run=run)
 
 
-def _defaults_by_task(configs: dict) -> dict[str, str]:
-    """'labels: dfar:test, answers: gsm8k:test' for the shared options whose default differs by task."""
-    by_name: dict[str, dict] = {}
-    for task, config_cls in configs.items():
-        for f in dataclasses.fields(config_cls):
-            by_name.setdefault(f.name, {})[task] = f.default
-    return {name: ", ".join(f"{task}: {d}" for task, d in per_task.items())
-            for name, per_task in by_name.items() if len({repr(d) for d in per_task.values()}) > 1}
+def _task_on(argv: list[str]) -> str:
+    """The `--task` value of an `eval` command line (`--task X` or `--task=X`), else labels."""
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv) and argv[i + 1] in TASKS:
+            return argv[i + 1]
+        if arg.startswith("--task=") and arg.split("=", 1)[1] in TASKS:
+            return arg.split("=", 1)[1]
+    return "labels"
 
 
 def run(args) -> int:

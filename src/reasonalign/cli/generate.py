@@ -1,7 +1,7 @@
 """`reasonalign generate`: verdict + reason per statement -> generations.jsonl."""
 
 from reasonalign.core import config as cfg
-from reasonalign.eval.reasons import GenerateConfig
+from reasonalign.eval.config import GenerateConfig
 
 
 def register(sub) -> None:

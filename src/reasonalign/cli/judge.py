@@ -6,29 +6,13 @@ JSON record to `ReferenceJudge(calibration=...)`.
 """
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from reasonalign.core import config as cfg
-from reasonalign.core.config import option
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.files import read_jsonl, write_json, write_jsonl
 from reasonalign.core.verdict import LABELS
-
-
-@dataclass
-class CalibrateConfig:
-    data: str = option("dfar:train", "labelled TRAINING data with human reasons: dfar:train, dfar:train-all, or a "
-                                     "CSV/TSV/JSONL path with a reason column (never calibrate on test)")
-    columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y,reason=why")
-    label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
-    max_items: int = option(1000, "gold reasons (of 10+ words) sampled to build the pairs: one positive and one "
-                                  "negative pair each, so 4 encodes per item (1000 DFAR rows: about 3 minutes on "
-                                  "2 CPU cores)")
-    seed: int = option(0, "seed of the item sample and of the negative pairing")
-    false_alarm: float | None = option(None, "instead of max balanced accuracy, the threshold that flags at most "
-                                             "this share of positive pairs, e.g. 0.05")
-    output: str | None = option(None, "also write the calibration record to this JSON file")
+from reasonalign.judging import JUDGESET, BuildSetConfig, CalibrateConfig, ValidateConfig
 
 
 def register(sub) -> None:
@@ -89,35 +73,6 @@ def run_calibrate(args) -> int:
 
 
 # ---------------------------------------------------------------- the rated judge-validation set
-
-JUDGESET = Path(__file__).parents[1] / "judges" / "judgeset" / "v1"  # = judgeset.SHIPPED (judges/ stays unloaded for --help)
-
-
-@dataclass
-class BuildSetConfig:
-    generations: str | None = option(None, "model reasons to rate: NAME=generations.jsonl, comma-separated (from "
-                                   "`reasonalign generate` on training/validation rows, never test)")
-    data: str = option("dfar:validation", "the rows the constructed items come from (DFAR train/validation only)")
-    skip_rows: int = option(60, "constructed items start after this many rows of the --rows order (keep them apart "
-                                "from the rows the generations used)")
-    constructed_rows: int = option(70, "constructed items (human, flipped, other_statement, loop, truncated, "
-                                       "restated, contradiction, in turn)")
-    seed: int = option(0, "seed of the row order, the constructions and the blinding shuffle")
-    output: str = option("runs/judgeset", "folder for items.jsonl (the key: source and part) and sheet.csv "
-                                          "(what readers see)")
-
-
-@dataclass
-class ValidateConfig:
-    set: str = option(str(JUDGESET), "folder with items.jsonl and the readers' ratings-NAME.csv files")
-    part: str = option("held-out", "which items to report on: held-out (never used to choose thresholds), tune, "
-                                   "or all", ["held-out", "tune", "all"])
-    judge_pool: str = option("dfar:train", "human reasons the reference judge's not_specific compares with "
-                                           "(training data; none = off)")
-    tune: bool = option(False, "grid-search the reference judge's thresholds on the tune part (kappa with the "
-                               "readers' consensus) and report the best setting on --part")
-    output: str | None = option(None, "also write the report as JSON here")
-
 
 def register_judgeset(actions) -> None:
     p = actions.add_parser("build-set", help="build the blinded judge-validation set (model reasons + constructed "
@@ -209,7 +164,8 @@ def run_validate(args) -> int:
     import itertools
     from dataclasses import replace
 
-    from reasonalign.eval.reasons import judge_items, judge_pool
+    from reasonalign.eval.reasons import judge_items
+    from reasonalign.judging import judge_pool
     from reasonalign.judges import ReferenceJudge, judgeset
     from reasonalign.judges.agreement import cohen_kappa
 

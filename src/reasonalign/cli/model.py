@@ -1,5 +1,6 @@
 """`reasonalign model`: list the offline models and convert one ahead of time."""
 
+from reasonalign.core.config import DEFAULT_MODEL
 from reasonalign.models import OFFLINE_MODELS, cache_dir, resolve
 
 
@@ -9,7 +10,7 @@ def register(sub) -> None:
                                    "cached safetensors folder (REASONALIGN_CACHE overrides the cache dir).")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     prepare = actions.add_parser("prepare", help="convert (once) and verify an offline model; print its folder")
-    prepare.add_argument("name", nargs="?", default="smollm2-135m-instruct", choices=sorted(OFFLINE_MODELS))
+    prepare.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=sorted(OFFLINE_MODELS))
     prepare.set_defaults(run=run_prepare)
     listing = actions.add_parser("list", help="short names, source packages, licences and cache state")
     listing.set_defaults(run=run_list)

@@ -1,7 +1,7 @@
 """`reasonalign sample`: k graded responses per prompt -> groups.jsonl for alignment fine-tuning."""
 
 from reasonalign.core import config as cfg
-from reasonalign.align.sample import SampleConfig
+from reasonalign.align.config import SampleConfig
 
 
 def register(sub) -> None:

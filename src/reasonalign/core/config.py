@@ -16,14 +16,15 @@ import types
 import typing
 from pathlib import Path
 
-import yaml
-
 from reasonalign.core.errors import UserError
+from reasonalign.core.files import read_yaml
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRECISION_HELP = ("precision of every forward pass: bf16 = bfloat16 autocast, fp16 = float16 autocast (GPU only), "
                   "auto = bf16 where a matmul probe on this machine finds it faster, else fp32")
+DEFAULT_MODEL = "smollm2-135m-instruct"  # every command's --model default (one of models.OFFLINE_MODELS)
+MODEL_HELP = "short name, hub id or folder of the base model"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,16 @@ def option(default, help: str, choices=None):
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
+def precision_option():
+    """`--precision`: the same choices, default and help in every command that runs a model."""
+    return option("auto", PRECISION_HELP, list(PRECISIONS))
+
+
+def trust_remote_code_option():
+    """`--trust-remote-code`: off unless asked for, in every command that loads a model."""
+    return option(False, "allow model code from the hub (off unless you ask)")
+
+
 def redefault(base, name: str, default):
     """The field `name` of dataclass `base` with another default (same help and choices): how a
     subclass config says "the same option, another default" without repeating its help."""
@@ -134,12 +145,12 @@ def _convert(cls, name: str, value):
         raise UserError(f"option {name}: expected {tp.__name__}, got {value!r}") from None
 
 
-def add_arguments(parser, cls, seen: set[str] | None = None, defaults: dict[str, str] | None = None) -> None:
+def add_arguments(parser, cls, seen: set[str] | None = None, hidden: bool = False) -> None:
     """One `--field-name` flag per dataclass field; help and choices come from the field.
 
-    `seen` (names already added to the same parser) lets several configs share one command:
-    `eval --task ...` adds each task's options once, in the task's own argument group, and
-    `defaults` replaces the default shown for options whose default differs by task.
+    `seen` (names already added to the same parser) lets several configs share one command, and
+    `hidden` adds flags that parse but do not show in `--help`: `eval` lists the options of its
+    `--task` and still parses the other tasks' (to refuse them with a one-line error).
     """
     if seen is None or not seen:
         parser.add_argument("--config", metavar="YAML", help="recipe file with any of the options below")
@@ -151,8 +162,8 @@ def add_arguments(parser, cls, seen: set[str] | None = None, defaults: dict[str,
         seen.add(f.name)
         flag = "--" + f.name.replace("_", "-")
         tp = _base_type(typing.get_type_hints(cls)[f.name])
-        shown = (defaults or {}).get(f.name, f.default)
-        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata.get('help', '')} (default: {shown})")
+        text = argparse.SUPPRESS if hidden else f"{f.metadata.get('help', '')} (default: {f.default})"
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=text)
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
         if tp is bool:
@@ -179,14 +190,7 @@ def build(cls, args: argparse.Namespace):
 
 
 def _read_yaml(path: Path, names: set[str]) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        row = mark.line + 1 if mark else None
-        raise UserError(f"{path}:{row}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(path)
     if data is None:  # allowed (= the defaults), but said: it is as likely the wrong or an unsaved file
         print(f"warning: {path}: empty config file; every option keeps its default", file=sys.stderr)
         data = {}

@@ -99,3 +99,20 @@ def cache_dir() -> Path:
     if os.environ.get("REASONALIGN_CACHE"):
         return Path(os.environ["REASONALIGN_CACHE"])
     return Path(platformdirs.user_cache_dir("reasonalign"))
+
+
+def read_yaml(path: Path, what: str = "config file"):
+    """The one YAML loader: a file's content, or a one-line UserError naming the file, the line and the problem
+    (every YAML the project reads — command configs, recipes, reproduce configs, prompt templates — comes here)."""
+    import yaml  # here: core.files is imported by modules that never read YAML
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML ({problem})") from None
+

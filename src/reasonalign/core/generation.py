@@ -155,6 +155,13 @@ class TopP(LogitsProcessor):
         return scores.masked_fill(remove, -float("inf"))
 
 
+def throughput(tokenizer, texts: list[str], seconds: float) -> dict:
+    """Generated tokens (the kept texts re-encoded: EOS and anything cut at a stop string not counted)
+    and tokens/s over `seconds` of generation: the speed a caption can quote."""
+    tokens = sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts)
+    return {"generated_tokens": tokens, "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None}
+
+
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
     """`text` up to the earliest stop string (all of it when there is none)."""
     ends = [text.find(s) for s in stop if s in text]

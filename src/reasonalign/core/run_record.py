@@ -71,10 +71,10 @@ def read_run(adapter: str | None) -> RunRecord | None:
                      versions=s.get("versions") or {}, schema_version=0)
 
 
-def prompt_format(adapter: str | None, template: str | None = None, method: str | None = None) -> tuple[str, str]:
-    """(template, method) to prompt with: what was asked for, else the adapter's run record, else
+def prompt_format(record: RunRecord | None, template: str | None = None,
+                  method: str | None = None) -> tuple[str, str]:
+    """(template, method) to prompt with: what was asked for, else the adapter's run `record`, else
     dfar-llama / lr. The method may be the record's `cot`; the caller decides what that means."""
-    record = read_run(adapter)
     return (template or (record.template if record and record.template else "dfar-llama"),
             method or (record.method if record and record.method else "lr"))
 

@@ -2,7 +2,7 @@
 
 DFAR labels: 0 = ethical, 1 = unethical. "unethical" contains "ethical", so the parser looks
 for the negative forms first and also reads "not ethical" / "non-ethical" / "isn't ethical" /
-"not moral" as unethical and "not (an) unethical" as ethical (METHODS.md §1). `split_reason`
+"not moral" as unethical and "not (an) unethical" as ethical (docs/methods.md §1). `split_reason`
 takes the reason out of a generated "verdict. reason" (what MAR judges and what sampling ranks).
 """
 

@@ -1,7 +1,7 @@
 """Chain-of-thought data (GSM8K, AQuA-RAT): loading, prompt format, final-answer extraction.
 
 Alignment fine-tuning labels each *sampled* response correct or incorrect by its final answer
-(METHODS.md §2), so the extractors decide what lands in G_P and G_N. They are deliberately
+(docs/methods.md §2), so the extractors decide what lands in G_P and G_N. They are deliberately
 conservative: an answer they cannot find is None (counted incorrect), never a guess.
 
 Prompt format (plain text, for base models; `format_prompt(ex) + format_target(ex)` is the
@@ -88,11 +88,6 @@ def cot_source(spec: str) -> tuple[Path, str | None]:
             raise UserError(f"{spec}: unknown data set (known: {known}, or a file path)")
         return data_root() / task / SPLITS[task][split], task
     return Path(spec), None
-
-
-def task_of(examples: list[CotExample]) -> str:
-    """'aqua' (multiple choice: every AQuA example has options) or 'gsm8k'."""
-    return "aqua" if examples[0].options else "gsm8k"
 
 
 def load_file(path: Path, task: str | None) -> list[CotExample]:

@@ -8,9 +8,12 @@ name loads from the local cache only, and one that is not cached is a one-line e
 
 The sha256 a run record pins: the parquet file's bytes, or the bytes of the dataset's Arrow files
 (`save_to_disk` folder, Hub cache), so the same data gives the same hash.
+
+`datasets` (and the pyarrow it brings) is an extra, `pip install 'reasonalign[hub]'`: only this module uses it.
 """
 
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -95,6 +98,9 @@ def _sha256_files(paths) -> str:
 def read_dataset(spec: str, fields: dict) -> tuple[str, list, list]:
     """(sha256, rows (row, statement, raw label, reason), problems (row, message)), `fields` mapping
     statement/label/reason to column names (a missing statement or label column: one-line error)."""
+    library = "pyarrow" if spec.lower().endswith(".parquet") else "datasets"
+    if importlib.util.find_spec(library) is None:
+        raise UserError(f"--data {spec}: reading it needs {library}: pip install 'reasonalign[hub]'")
     if spec.lower().endswith(".parquet"):
         columns, records, sha = _parquet(spec)
     else:

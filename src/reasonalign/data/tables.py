@@ -165,7 +165,7 @@ def _load_dfar(split: str, method: str | None) -> Dataset:
         return data
     if split != "test-clean":
         raise UserError(f"unknown DFAR split {split!r} (splits: train, validation, train-all, test, test-clean)")
-    # The test file repeats 189 training statements; a clean split drops them (METHODS.md §1).
+    # The test file repeats 189 training statements; a clean split drops them (docs/methods.md §1).
     seen = {normalize_statement(e.statement) for e in read("train")}
     test = read("test")
     test.name = "dfar:test-clean"
@@ -441,7 +441,7 @@ def stratified_sample(examples: list[Example], n: int, seed: int) -> list[Exampl
     """`n` examples with the labels as balanced as the data allows (n//2 each for two labels).
 
     Balanced because a small training budget on a skewed sample teaches the majority label
-    (METHODS.md §3). A label with too few examples gives them all; the others fill the gap.
+    (docs/methods.md §3). A label with too few examples gives them all; the others fill the gap.
     """
     _check_n(examples, n)
     counts = _counts(examples)

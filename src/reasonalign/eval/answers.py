@@ -7,34 +7,20 @@ alignment fine-tuning (the task's `extract`, `reasonalign.tasks`), so accuracy h
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
+from reasonalign.core.config import to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl, write_text
+from reasonalign.eval.config import AnswersConfig
 from reasonalign.tasks import task_for
-
-
-@dataclass
-class AnswersConfig:
-    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
-    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train --method cot`")
-    data: str = option("gsm8k:test", "gsm8k:test, aqua:test (or their train/dev splits), or a GSM8K/AQuA JSONL path")
-    rows: int | None = option(None, "evaluate the first N rows of a seeded shuffle; None = all, in file order")
-    max_new_tokens: int = option(256, "tokens of reasoning per question (stops earlier at EOS or '\\nQuestion:')")
-    batch_size: int = option(16, "questions per generate call (left-padded, KV cache)")
-    output: str = option("runs/eval-answers", "folder for metrics.json and predictions.jsonl")
-    seed: int = option(0, "seed for row selection")
-    precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
-    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
 
 
 def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
     """Greedy answers for every selected question -> metrics.json + predictions.jsonl."""
     # heavy (torch, transformers, scipy): imported when the command runs, so `--help` starts fast
-    from reasonalign.core.generation import generate_texts
+    from reasonalign.core.generation import generate_texts, throughput
     from reasonalign.core.precision import autocast, model_device, resolve
     from reasonalign.core.stats import wilson_interval
     from reasonalign.models import default_device, load_model, load_tokenizer
@@ -66,7 +52,7 @@ def evaluate_answers(config: AnswersConfig, model=None, tokenizer=None) -> dict:
                "ci95": wilson_interval(n_correct, len(records)), "ci_method": "Wilson score interval",
                "no_answer": sum(r["extracted"] is None for r in records), "task": task.name, "data": config.data,
                "model": config.model, "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1),
-               "precision": precision, "config": to_dict(config)}
+               **throughput(tokenizer, texts, seconds), "precision": precision, "config": to_dict(config)}
     if not is_main():  # under a launcher every process has all results; one writes them
         return metrics
     out = Path(config.output)

@@ -10,73 +10,24 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option, to_dict
+from reasonalign.core.config import to_dict
 from reasonalign.core.errors import UserError
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import write_jsonl, write_text
-from reasonalign.core.run_record import prompt_format, read_run
+from reasonalign.core.run_record import RunRecord, read_run
 from reasonalign.data import load, split_off
 from reasonalign.core.verdict import parse_verdict
-from reasonalign.tasks import TASKS, task_for
+from reasonalign.eval.config import EvalConfig
+from reasonalign.tasks import TASKS
 
 
-@dataclass
-class ScoringInputs:
-    """Which model reads which rows: the options of every command that prompts with statements
-    (`eval --task labels|reasons`, `generate`)."""
-
-    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
-    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` or `reasonalign align`")
-    data: str = option("dfar:test", "dfar:test (reported with its clean part side by side), dfar:test-clean, "
-                                    "dfar:validation (500 held-out train rows), ethos:PATH, a CSV/TSV/JSONL/parquet path, a "
-                                    "save_to_disk folder[@SPLIT] or hf:NAME[:CONFIG][@SPLIT]")
-    columns: str | None = option(None, "column map for your own file, e.g. statement=text,label=y")
-    label_map: str | None = option(None, "label map for your own file, e.g. 0=ethical,1=unethical")
-    rows: int | None = option(None, "use the first N rows of a seeded order that keeps the label shares in every "
-                                    "prefix (the same rows for the same seed in every command) (default: all)")
-    template: str | None = option(None, "prompt template (default: the adapter's, else dfar-llama)")
-    precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
-    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
-
-    def template_name(self) -> str:
-        return prompt_format(self.adapter, self.template)[0]
-
-    def method_name(self, requested: str | None) -> str:
-        """The prompt variant: the one asked for, else the adapter's (l or lr), else lr."""
-        method = prompt_format(self.adapter, method=requested)[1]
-        return method if method in ("l", "lr") else "lr"
-
-    def load_rows(self, seed: int) -> tuple:
-        """(task, dataset, the examples to use)."""
-        task = task_for(self.data)
-        if task.kind != "labels":
-            raise UserError(f"--data {self.data}: {task.name} has no ethical/unethical labels; "
-                            f"use eval --task answers")
-        dataset = task.load(self.data, columns=self.columns, label_map=self.label_map)
-        return task, dataset, task.rows(dataset.examples, self.rows, seed)
-
-
-@dataclass
-class EvalConfig(ScoringInputs):
-    method: str | None = option(None, "prompt variant l or lr (default: the adapter's, else lr)", ["l", "lr"])
-    scoring: str = option("loglik", "loglik = compare label log-likelihoods; generate = generate and parse",
-                          ["loglik", "generate"])
-    calibration: str = option("auto", "auto = the adapter's threshold (run record) if any; none; or a JSON file")
-    calibrate_on: str | None = option(None, "fit the label-prior threshold on this (training) data instead")
-    calibration_rows: int = option(200, "rows of --calibrate-on used to fit the threshold")
-    batch_size: int = option(32, "sequences per forward pass")
-    max_new_tokens: int = option(16, "generate: tokens to generate per item")
-    output: str = option("runs/eval", "folder for metrics.json and predictions.jsonl")
-    seed: int = option(0, "seed for row selection and the bootstrap")
-
-
-def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
-    """The decision threshold on log P(unethical) - log P(ethical), and where it came from."""
+def _threshold(config: EvalConfig, dataset, fit, record: RunRecord | None) -> tuple[float, str]:
+    """The decision threshold on log P(unethical) - log P(ethical), and where it came from (`record`: the
+    adapter's run record)."""
     if config.calibrate_on:
         source = load(config.calibrate_on)
         _, rows = split_off(source.examples, min(config.calibration_rows, len(source)), config.seed)
@@ -87,7 +38,6 @@ def _threshold(config: EvalConfig, dataset, fit) -> tuple[float, str]:
     if config.calibration == "none":
         return 0.0, "none (threshold 0)"
     if config.calibration == "auto":
-        record = read_run(config.adapter)
         if record and record.calibration:  # fitted by `train`, saved as the file the record names
             return float(record.calibration["threshold"]), str(Path(config.adapter) / record.calibration["file"])
         return 0.0, "none (threshold 0)"
@@ -157,15 +107,16 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     from reasonalign.prompts import get_template
     from reasonalign.scoring import fit_threshold, predict_from_scores
 
-    template = get_template(config.template_name())
-    method = config.method_name(config.method)
+    record = read_run(config.adapter)  # once: prompt format, threshold and model loading all need it
+    template = get_template(config.template_name(record))
+    method = config.method_name(config.method, record)
     task, dataset, examples = config.load_rows(config.seed)
     device = model_device(model) if model is not None else default_device()
     precision = resolve(config.precision, device)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     if model is None:
-        model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+        model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code, record=record)
 
     def score(rows):
         with autocast(precision, device):
@@ -175,7 +126,10 @@ def evaluate(config: EvalConfig, model=None, tokenizer=None) -> dict:
     gold = np.array([ex.label for ex in examples])
     extra: dict = {}
     if config.scoring == "loglik":
-        threshold, source = _threshold(config, dataset, lambda rows: fit_threshold(score(rows), [ex.label for ex in rows]))
+        def fit(rows):
+            return fit_threshold(score(rows), [ex.label for ex in rows])
+
+        threshold, source = _threshold(config, dataset, fit, record)
         scores = score(examples)
         pred = predict_from_scores(scores, threshold)
         per_item = [{"logp_ethical": float(s[0]), "logp_unethical": float(s[1])} for s in scores]

@@ -10,26 +10,12 @@ bootstrap over groups (pairs of one group are not independent), seeded.
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from reasonalign.core.files import write_text
-from reasonalign.core.config import option, to_dict
+from reasonalign.core.config import to_dict
 from reasonalign.core.distributed import is_main
-
-
-@dataclass
-class RankingConfig:
-    model: str = option("smollm2-135m-instruct", "short name, hub id or folder of the base model")
-    adapter: str | None = option(None, "LoRA adapter folder from `reasonalign train` or `reasonalign align`")
-    groups: str = option("runs/sample/held_out.jsonl", "groups.jsonl from `reasonalign sample` (held-out prompts)")
-    feedback: str = option("binary", "binary = correct beats incorrect; rank = each response's rank (lower = better)",
-                           ["binary", "rank"])
-    batch_size: int = option(32, "sequences per forward pass (whole groups)")
-    max_length: int = option(512, "truncate prompt + response to this many tokens")
-    output: str = option("runs/eval-ranking", "folder for metrics.json and group_scores.jsonl")
-    seed: int = option(0, "seed for the bootstrap")
-    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+from reasonalign.eval.config import RankingConfig
 
 
 def group_pairs(scores: list[float], rank: list[int]) -> tuple[int, int]:

@@ -12,34 +12,18 @@ exported with `--export-ratings`; filled sheets come back with `--ratings`).
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from reasonalign.core.config import option, to_dict
+from reasonalign.core.config import to_dict
 from reasonalign.core.errors import UserError, at
 from reasonalign.core.distributed import is_main
 from reasonalign.core.files import read_jsonl, write_jsonl, write_text
+from reasonalign.core.run_record import read_run
 from reasonalign.core.verdict import LABELS, parse_verdict, split_reason
-from reasonalign.eval.labels import ScoringInputs, prompts_for
+from reasonalign.eval.config import GenerateConfig, ReasonsConfig
+from reasonalign.eval.labels import prompts_for
+from reasonalign.judging import build_judges, judge_names
 from reasonalign.tasks import task_for
-
-@dataclass
-class GenerateConfig(ScoringInputs):
-    method: str = option("lr", "prompt variant: lr asks for a reason, l for the label only", ["l", "lr"])
-    max_new_tokens: int = option(64, "tokens to generate per statement (stops earlier at EOS)")
-    min_new_tokens: int = option(0, "forbid EOS before this many new tokens, so a model trained to stop after its "
-                                    "label (L) or an untuned one still writes a reason: MAR then rates every "
-                                    "model's reasons, not whether it wrote one (0 = off)")
-    temperature: float = option(0.0, "0 = greedy; above 0 samples")
-    top_p: float = option(1.0, "nucleus sampling mass (with temperature > 0)")
-    repetition_penalty: float = option(1.0, "penalise tokens already in the prompt or the reason (greedy and "
-                                            "sampling): 1.0 = off, above 1 discourages loops (e.g. 1.2)")
-    no_repeat_ngram_size: int = option(3, "never repeat an n-gram of this many tokens (greedy and sampling): 0 = off; "
-                                          "3 had the lowest MAR on dfar:validation (configs/sweep-decoding.yaml)")
-    batch_size: int = option(16, "statements per generate call (left-padded)")
-    output: str = option("runs/generate", "folder for generations.jsonl")
-    seed: int = option(0, "seed for row selection and sampling")
-
 
 def generate(config: GenerateConfig) -> list[dict]:
     """Verdict + reason for every selected statement -> generations.jsonl + generate_summary.json."""
@@ -51,10 +35,11 @@ def generate(config: GenerateConfig) -> list[dict]:
     from reasonalign.prompts import get_template
 
     decoding, precision = check_generation(config)  # bad options fail here, before any model loads
-    template = get_template(config.template_name())
+    record = read_run(config.adapter)  # once, for the prompt format and model loading
+    template = get_template(config.template_name(record))
     task, dataset, examples = config.load_rows(config.seed)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
-    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code, record=record)
     prompts = prompts_for(task, template, examples, config.method, tokenizer)
     sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.temperature > 0 else {}
     started = time.time()
@@ -99,45 +84,8 @@ def check_generation(config: GenerateConfig) -> tuple[dict, str]:
                     config.max_new_tokens, config.min_new_tokens), precision
 
 
-JUDGES = ("reference", "llm", "human")
 NO_GOLD_REASONS = ("this data has no human reasons: the reference judge uses only verdict consistency and "
                    "degeneracy (empty, too short, repetitive, copies the statement); low_similarity is not applied")
-
-
-@dataclass
-class JudgeOptions:
-    """The automatic judges' options: shared by `eval --task reasons` and `annotate stats`."""
-
-    judge: str = option("reference", "reference, llm or human; several comma-separated (e.g. reference,llm) are "
-                                     "each reported, with their agreement (kappa)")
-    similarity_threshold: float | None = option(None, "reference judge: cosine threshold (default: "
-                                                      "ReferenceJudgeConfig's, chosen on the judge-validation set)")
-    judge_pool: str = option("dfar:train", "reference judge: training data whose human reasons not_specific and the "
-                                           "stance classifier (argues_other_verdict) compare "
-                                           "a reason with (other statements, same label); none = off")
-    judge_url: str | None = option(None, "llm judge: OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000")
-    judge_model: str | None = option(None, "llm judge: model name at --judge-url, or without a URL a local model "
-                                           "(short name or folder); comma-separated for several voting LLM judges")
-    judge_key_env: str = option("REASONALIGN_JUDGE_API_KEY", "llm judge: environment variable holding the API key")
-    judge_concurrency: int = option(4, "llm judge: requests in flight at once")
-    judge_timeout: float = option(60.0, "llm judge: seconds per request before a retry")
-    judge_retries: int = option(3, "llm judge: retries with exponential backoff on timeouts, 429 and 5xx")
-    judge_cache: str | None = option(None, "llm judge: answer cache folder (default: OUTPUT/judge-cache); a rerun "
-                                           "resumes from it")
-
-
-@dataclass
-class ReasonsConfig(JudgeOptions, GenerateConfig):
-    output: str = option("runs/eval-reasons", "folder for metrics.json, judgements.jsonl (and generations.jsonl)")
-    generations: str | None = option(None, "judge this generations.jsonl (from `reasonalign generate`) instead of "
-                                           "generating; with --export-ratings, several comma-separated files")
-    vote: bool = option(False, "headline MAR = majority vote of the judges (ties count as misaligned)")
-    ratings: str | None = option(None, "human judge: filled rating sheet(s) (item_id, [rater,] aligned), "
-                                       "comma-separated, or a study (.sqlite) from `reasonalign annotate`")
-    export_ratings: str | None = option(None, "human judge: write a blinded, shuffled rating sheet (and its key) "
-                                              "here and stop")
-    exclude_gold: str | None = option(None, "leave out of MAR the rows whose human reason `reasonalign data "
-                                            "check-reasons --output FILE.jsonl` flagged (generations keep every row)")
 
 
 # ---------------------------------------------------------------- inputs
@@ -169,43 +117,6 @@ def judge_items(records: list[dict]):
                       verdict=None if r["verdict"] is None else LABELS.index(r["verdict"])) for r in records]
 
 
-def judge_names(config: JudgeOptions) -> list[str]:
-    names = [j.strip() for j in config.judge.split(",") if j.strip()]
-    if not names or any(j not in JUDGES for j in names):
-        raise UserError(f"--judge {config.judge!r}: choose from {', '.join(JUDGES)} (comma-separated)")
-    return names
-
-
-def build_judges(config: JudgeOptions, out: Path, trust_remote_code: bool = False) -> list:
-    """The requested judges other than `human` (human ratings are read, not computed)."""
-    # heavy: see generate
-    from reasonalign.judges import HFBackend, HTTPBackend, LLMJudge, ReferenceJudge, ReferenceJudgeConfig
-
-    judges = []
-    for name in judge_names(config):
-        if name == "reference":
-            ref = ReferenceJudgeConfig()
-            if config.similarity_threshold is not None:
-                ref = ReferenceJudgeConfig(similarity_threshold=config.similarity_threshold)
-            judges.append(ReferenceJudge(ref, pool=judge_pool(config.judge_pool)))
-        elif name == "llm":
-            if not config.judge_model:
-                raise UserError("--judge llm needs --judge-model (a model at --judge-url, or a local model)")
-            cache = config.judge_cache or str(out / "judge-cache")
-            for model in [m.strip() for m in config.judge_model.split(",") if m.strip()]:
-                if config.judge_url:
-                    backend = HTTPBackend(config.judge_url, model, api_key_env=config.judge_key_env,
-                                          max_workers=config.judge_concurrency, timeout=config.judge_timeout,
-                                          retries=config.judge_retries)
-                else:
-                    from reasonalign.models import load_model, load_tokenizer
-
-                    backend = HFBackend(load_model(model, trust_remote_code=trust_remote_code),
-                                        load_tokenizer(model, trust_remote_code))
-                judges.append(LLMJudge(backend, cache_dir=cache))
-    return judges
-
-
 def flagged_rows(path: str) -> set:
     """Rows a `data check-reasons` file flags (its records with non-empty `flags`)."""
     if not Path(path).is_file():
@@ -218,15 +129,6 @@ def flagged_rows(path: str) -> set:
         if record["flags"]:
             rows.add(record["row"])
     return rows
-
-
-def judge_pool(spec: str | None) -> list[tuple[int, str, str]]:
-    """(label, statement, human reason) of the training rows the reference judge's not_specific compares with."""
-    if not spec or spec.lower() == "none":
-        return []
-    if "test" in spec:
-        raise UserError(f"--judge-pool {spec}: the pool is training data (e.g. dfar:train), never test")
-    return [(ex.label, ex.statement, ex.reason) for ex in task_for(spec).load(spec) if getattr(ex, "reason", None)]
 
 
 def _ratings(config: ReasonsConfig):

@@ -81,13 +81,14 @@ def export(config: ExportConfig) -> dict:
 
     record, base, out = check(config)
     adapter = Path(config.adapter)
-    template_name, method = prompt_format(str(adapter))
+    template_name, method = prompt_format(record)
     if template_name == "cot":  # answers tasks have no label prompt: probe with the DFAR one
         template_name = "dfar-llama"
     template, method = get_template(template_name), (method if method in ("l", "lr") else "lr")
     has_tokenizer = (adapter / "tokenizer_config.json").is_file()
     tokenizer = load_tokenizer(str(adapter) if has_tokenizer else base)
-    model = load_model(base, str(adapter), device="cpu")  # an aligned adapter's SFT adapter is merged first
+    # an aligned adapter's SFT adapter is merged first
+    model = load_model(base, str(adapter), device="cpu", record=record)
     before = _label_scores(model, tokenizer, template, method)
     merged = model.merge_and_unload()
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.dtype]

@@ -6,12 +6,12 @@ Kept free of torch so the command line lists options without importing it.
 
 from dataclasses import dataclass
 
-from reasonalign.core.config import PRECISION_HELP, PRECISIONS, option
+from reasonalign.core.config import DEFAULT_MODEL, option, precision_option, trust_remote_code_option
 
 
 @dataclass
 class FinetuneConfig:
-    model: str = option("smollm2-135m-instruct", "short name (smollm2-135m-instruct, gemma3-270m), hub id or folder")
+    model: str = option(DEFAULT_MODEL, "short name (smollm2-135m-instruct, gemma3-270m), hub id or folder")
     output: str = option("runs/train", "folder for the adapter, run.json, the summary, checkpoints and logs")
     max_length: int = option(512, "truncate examples to this many tokens (the answer keeps its label)")
     epochs: float = option(1.0, "passes over the training data")
@@ -28,7 +28,7 @@ class FinetuneConfig:
     lora_targets: str = option("auto", "comma-separated module names, all-linear, or auto (peft's default: q,v)")
     lora_layers: int | None = option(None, "LoRA in the top N transformer layers only: the backward pass stops "
                                            "below them, so steps are faster (default: all layers)")
-    precision: str = option("auto", PRECISION_HELP, list(PRECISIONS))
+    precision: str = precision_option()
     qlora: bool = option(False, "load the base model in 4-bit NF4 (needs a CUDA GPU and bitsandbytes)")
     seed: int = option(0, "seed for data sampling, LoRA init and shuffling")
     logging_steps: int = option(5, "log loss and tokens/s every N steps (progress bar and --report-to)")
@@ -40,4 +40,4 @@ class FinetuneConfig:
     save_steps: int = option(100, "checkpoint every N steps (0 = only at the end)")
     resume: bool = option(False, "continue from the last checkpoint in --output")
     overwrite: bool = option(False, "replace an existing finished run in --output")
-    trust_remote_code: bool = option(False, "allow model code from the hub (off unless you ask)")
+    trust_remote_code: bool = trust_remote_code_option()

@@ -65,7 +65,9 @@ class AutocastTrainer(Trainer):
     `scoring.py` included: the stock Trainer leaves autocast to accelerate, which wraps only
     `model.forward`, so on CPU `bf16=True` changed nothing but the record."""
 
-    precision = "fp32"  # set by the recipe to the resolved --precision
+    def __init__(self, *args, precision: str = "fp32", **kwargs):
+        self.precision = precision  # the resolved --precision
+        super().__init__(*args, **kwargs)
 
     def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
         return autocast(self.precision, str(self.args.device))
@@ -177,6 +179,7 @@ class FinetuneRecipe:
         raise NotImplementedError
 
     def trainer(self, model, args: TrainingArguments, dataset: list[dict], tokenizer):
+        """The `AutocastTrainer` of this recipe, given `precision=self.precision`."""
         raise NotImplementedError
 
     def extra_arguments(self) -> dict:
@@ -195,8 +198,9 @@ class FinetuneRecipe:
         """task, method, template and data of the run record."""
         raise NotImplementedError
 
-    def summary(self) -> dict:
-        """The subclass's own numbers for the summary file."""
+    def summary(self, record: dict) -> dict:
+        """The subclass's own numbers for the summary file; `record`: the run-record fields (`record()` and
+        what `save_extra` returned)."""
         return {}
 
     # ------------------------------------------------------------ the skeleton
@@ -234,6 +238,8 @@ class FinetuneRecipe:
         return TrainingArguments(
             output_dir=str(self.out), per_device_train_batch_size=self.batch_size(),
             gradient_accumulation_steps=c.grad_accum, learning_rate=c.lr, lr_scheduler_type=c.lr_scheduler,
+            # a float in [0, 1) is a share of the total steps (TrainingArguments.warmup_steps, transformers 5; its
+            # warmup_ratio is gone): --warmup-ratio is range-checked to [0, 1) (core/config.py RANGES)
             warmup_steps=c.warmup_ratio, weight_decay=c.weight_decay, max_grad_norm=c.max_grad_norm,
             num_train_epochs=c.epochs, max_steps=c.max_steps, logging_steps=c.logging_steps,
             save_strategy="steps" if c.save_steps else "no", save_steps=c.save_steps or 500, save_total_limit=2,
@@ -266,7 +272,6 @@ class FinetuneRecipe:
         with autocast(self.precision, self.device):
             self.before = self.measure(self.model, self.tokenizer, "before")
         self.hf_trainer = self.trainer(self.model, self.training_arguments(), self.dataset, self.tokenizer)
-        self.hf_trainer.precision = self.precision
 
     def real_tokens_so_far(self) -> int | None:
         """Real tokens trained on so far, the earlier segments of a resumed run included (None if not counted)."""
@@ -275,8 +280,6 @@ class FinetuneRecipe:
 
     def train(self) -> None:
         trainer, prior = self.hf_trainer, self.prior
-        if prior.get("real_tokens") and is_main() and hasattr(trainer, "real_tokens"):
-            trainer.real_tokens = prior["real_tokens"]  # one process holds the earlier total: the sum stays right
         trainer.add_callback(SaveProgress(self))
         stop = StopOnSigterm()
         trainer.add_callback(stop)
@@ -309,8 +312,9 @@ class FinetuneRecipe:
         if is_main():
             self.model.save_pretrained(out, state_dict=state)
             self.tokenizer.save_pretrained(out)
+        fields = {**self.record(), **extra}
         record = RunRecord(stage=self.stage, base_model=c.model, precision=self.precision, seed=c.seed,
-                           versions=versions(), **self.record(), **extra)
+                           versions=versions(), **fields)
         losses = [h["loss"] for h in self.hf_trainer.state.log_history if "loss" in h]
         summary = {"model": c.model, "steps": self.hf_trainer.state.global_step, "seconds": round(self.seconds, 1),
                    "first_loss": losses[0] if losses else self.result.training_loss,
@@ -318,7 +322,7 @@ class FinetuneRecipe:
                    # the curve the report plots: one point per logging step
                    "loss_log": [{"step": h["step"], "loss": h["loss"]} for h in self.hf_trainer.state.log_history
                                 if "loss" in h],
-                   **self.summary(), **{f"{k}_before": v for k, v in self.before.items()},
+                   **self.summary(fields), **{f"{k}_before": v for k, v in self.before.items()},
                    **{f"{k}_after": v for k, v in after.items()},
                    "precision": self.precision, "device": self.device, "seed": c.seed,
                    "config": to_dict(c), "versions": record.versions, "processes": world_size()}

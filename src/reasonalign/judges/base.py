@@ -1,6 +1,6 @@
 """What every judge consumes and produces, and the misalignment rate (MAR) computed from it.
 
-The paper's MAR came from human judges with no published rubric (METHODS.md §1), so our
+The paper's MAR came from human judges with no published rubric (docs/methods.md §1), so our
 judges (reference-based, LLM, human raters) must be interchangeable and comparable: they all
 read `JudgeItem`s and return one `Judgement` per item, in the same order.
 """

@@ -1,6 +1,6 @@
 """Human rating round trip: blinded export for raters, validated import, MAR per rater.
 
-The paper's MAR came from human judges (METHODS.md §1). Raters must not know which model
+The paper's MAR came from human judges (docs/methods.md §1). Raters must not know which model
 wrote a reason, so the export mixes all models in a seeded random order under opaque ids;
 the key that maps ids back to models is a separate file that is not sent to raters.
 """

@@ -1,6 +1,6 @@
 """ReferenceJudge: the automatic, offline default judge of reason alignment.
 
-The paper's MAR used human judges without a published rubric (METHODS.md §1). This judge is
+The paper's MAR used human judges without a published rubric (docs/methods.md §1). This judge is
 a transparent, reproducible stand-in for a careful reader applying judges/rubric_v1.md: a generated
 reason counts as misaligned when any of these criteria fires (all are reported per item in
 `criteria`, so a MAR can be broken down and a user sees why):

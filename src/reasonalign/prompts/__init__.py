@@ -6,16 +6,16 @@ loss (loss on the answer only), log-likelihood scoring (compare the two label co
 after the prompt) and generation (the model continues the prompt).
 
 The L variant (labels only) and the L+R variant (label + reason) differ in instruction and
-answer. Strings follow METHODS.md §1 character for character; where the notebooks only
+answer. Strings follow docs/methods.md §1 character for character; where the notebooks only
 describe the L variant ("without any reason"), the wording below is our reading of it.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from reasonalign.core.errors import UserError
+from reasonalign.core.files import read_yaml
 from reasonalign.core.verdict import LABELS
 
 METHODS = ("l", "lr")
@@ -55,9 +55,6 @@ class PromptTemplate:
     def label_continuations(self) -> list[str]:
         """The text each label adds right after the prompt: what log-likelihood scoring compares."""
         return [f" {word}" for word in LABELS]
-
-    def render(self, statement: str, label: int, reason: str | None, method: str, tokenizer=None) -> str:
-        return self.prompt(statement, method, tokenizer) + self.answer(label, reason, method)
 
 
 def _pick(l_text: str, lr_text: str, method: str) -> str:
@@ -106,12 +103,7 @@ def get_template(name_or_path: str) -> PromptTemplate:
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         raise UserError(f"unknown template {name_or_path!r}: use one of {', '.join(BUILTIN)} or a .yaml file")
-    if not path.is_file():
-        raise UserError(f"{path}: template file not found")
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    spec = read_yaml(path, "template file")
     if not isinstance(spec, dict):
         raise UserError(f"{path}: expected a mapping with keys {', '.join(_FIELDS)}")
     missing = [k for k in _FIELDS if not isinstance(spec.get(k), str)]

@@ -1,20 +1,21 @@
-"""The paper's table from finished runs: one row per method, one column per (dataset, split, metric).
+"""The paper's table from finished runs (`reasonalign reproduce`): one row per method, one column per
+(dataset, split, metric).
 
-Each cell of the table is read back from per-item files, not from the runs' summary numbers:
-`predictions.jsonl` (correct or not) for accuracy, `judgements.jsonl` (the headline judge's verdict)
-for MAR. That makes the two things a summary cannot give possible: a mean over training seeds with
-a confidence interval over the test items, and paired differences between two methods on the items
-both saw. With one seed every number is the run's own.
+Each cell of the table is read back from per-item files (report/outcomes.py), not from the runs'
+summary numbers. That makes the two things a summary cannot give possible: a mean over training seeds
+with a confidence interval over the test items, and paired differences between two methods on the
+items both saw. With one seed every number is the run's own.
 
     rows    [{method, kind, train_rows, folders: {dataset: {seed: folder}}, paper: {column: "89.4 / 82.2"}}]
-    columns [{key, name, dataset, run, metric: accuracy|mar|empty, split, part?}]
+    columns [{key, name, dataset, run, metric: accuracy|mar|empty|ordering, split, part?}]
 
-`run` is the model folder's sub-folder written by eval (eval, eval-validation, eval-reasons); `part`
-picks one reported split of it (e.g. dfar:test-clean).
+`run` is the model folder's sub-folder written by eval (eval, eval-validation, eval-reasons,
+eval-ranking); `part` picks one reported split of it (e.g. dfar:test-clean). `ordering` reads
+`eval --task ranking`: the share of a group's (better, worse) response pairs the model scores in that
+order, each pair an item (so the CI resamples pairs, not groups, and is a little narrow).
 """
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,38 +23,9 @@ import numpy as np
 from reasonalign.core.files import read_jsonl
 from reasonalign.core.stats import paired_comparison, seeds_bootstrap_ci, wilson_interval
 from reasonalign.judges.judgeset import validated
-from reasonalign.tasks import task_for
+from reasonalign.report.outcomes import item_outcomes, over_seeds, read_metrics
 
 SOURCE_KINDS = {"eval": "accuracy", "eval-validation": "validation", "eval-reasons": "reasons"}
-
-
-def _read(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def item_outcomes(folder: Path, column: dict) -> dict[int, bool] | None:
-    """data row -> outcome (accuracy: correct; MAR: misaligned) of one model on one column; None if not run."""
-    run = folder / column["run"]
-    metrics = _read(run / "metrics.json")
-    if metrics is None:
-        return None
-    if column["metric"] == "mar":
-        judge = metrics.get("judge")
-        records = [r for _, r in read_jsonl(run / "judgements.jsonl")]
-        outcome = {r["row"]: not r["judges"][judge]["aligned"] for r in records if judge in r["judges"]}
-    elif column["metric"] == "empty":  # beside MAR: the share of items with no reason at all
-        records = [r for _, r in read_jsonl(run / "judgements.jsonl")]
-        outcome = {r["row"]: not (r["reason"] or "").strip() for r in records}
-    else:
-        records = [r for _, r in read_jsonl(run / "predictions.jsonl")]
-        outcome = {r["row"]: bool(r["correct"]) for r in records}
-    if column.get("part"):
-        rows = [r["row"] for r in records]
-        keep = (task_for(metrics["data"]).splits(metrics["data"], rows) or {}).get(column["part"])
-        if keep is None:
-            return None
-        outcome = {row: outcome[row] for row, k in zip(rows, keep) if k and row in outcome}
-    return outcome
 
 
 def _cell(per_seed: dict[int, dict[int, bool]], seed: int) -> dict:
@@ -64,13 +36,13 @@ def _cell(per_seed: dict[int, dict[int, bool]], seed: int) -> dict:
     shares = [float(np.mean(list(o.values()))) for o in per_seed.values()]
     sizes = [len(o) for o in per_seed.values()]
     items = {row for o in per_seed.values() for row in o}
-    value = float(np.mean(shares))
+    spread = over_seeds(shares)
+    value = spread["mean"]
     constant = len({v for o in per_seed.values() for v in o.values()}) == 1
     return {"value": value, "ci95": wilson_interval(round(value * len(items)), len(items)) if constant
             else seeds_bootstrap_ci(list(per_seed.values()), seed),
             "n": sizes[0] if len(set(sizes)) == 1 else sizes,
-            "seeds": list(per_seed), "per_seed": shares,
-            "sd": float(np.std(shares, ddof=1)) if len(shares) > 1 else None}
+            "seeds": list(per_seed), "per_seed": shares, "sd": spread["sd"]}
 
 
 def build_rows(rows: list[dict], columns: list[dict], seed: int = 0) -> tuple[list[dict], dict]:
@@ -98,7 +70,7 @@ def build_rows(rows: list[dict], columns: list[dict], seed: int = 0) -> tuple[li
 
 def _judge(row: dict, column: dict, per_seed: dict) -> str | None:
     folder = Path(row["folders"][column["dataset"]][next(iter(per_seed))]) / column["run"]
-    metrics = _read(folder / "metrics.json") or {}
+    metrics = read_metrics(folder / "metrics.json") or {}
     return f"{metrics.get('judge')} {metrics.get('judge_version', '')}".strip() if metrics.get("judge") else None
 
 
@@ -106,19 +78,21 @@ def _train_rows(row: dict) -> int | str | None:
     """What the method's DFAR model was trained on (None: untuned): rows (train, baselines) or groups (align)."""
     for folders in row["folders"].values():
         for folder in folders.values():
-            if summary := _read(Path(folder) / "train_summary.json"):
+            if summary := read_metrics(Path(folder) / "train_summary.json"):
                 return summary.get("train_rows")
-            if summary := _read(Path(folder) / "align_summary.json"):
+            if summary := read_metrics(Path(folder) / "align_summary.json"):
                 return f"{summary['groups']['used']} groups"
     return None
 
 
 def _majority(folder: Path, column: dict, rows: set) -> float | None:
-    """Share of the commoner label among the column's items (accuracy columns only)."""
+    """Share of the commoner label among the column's items (accuracy columns of a two-label task only)."""
     if column["metric"] != "accuracy":
         return None
     gold = [r["gold"] for _, r in read_jsonl(folder / column["run"] / "predictions.jsonl") if r["row"] in rows]
-    return max(np.mean(gold), 1 - np.mean(gold)) if gold else None
+    if not gold or any(g not in (0, 1) for g in gold):  # answers (arith, GSM8K) have no classes
+        return None
+    return max(np.mean(gold), 1 - np.mean(gold))
 
 
 def compare(pairs: list[list[str]], columns: list[dict], outcomes: dict, seed: int = 0) -> list[dict]:

@@ -1,6 +1,6 @@
 """Supervised fine-tuning with LoRA: labels (L), labels + reasons (L+R), chain of thought (cot).
 
-What makes it beat the naive TRL recipe on a small CPU budget (METHODS.md §3), each a default
+What makes it beat the naive TRL recipe on a small CPU budget (docs/methods.md §3), each a default
 you can switch off:
 - loss on the answer only (`loss_on: completion`), projected onto the vocabulary only there;
 - for L+R, `label_weight` weighs the label against the reason as two tasks (`losses.label_reason_loss`);
@@ -35,10 +35,23 @@ from reasonalign.train.config import TrainConfig
 class CompletionTrainer(AutocastTrainer):
     """Cross-entropy on the answer tokens only, counting real (non-padding) tokens for tokens/s.
 
-    Batches with `segments` (L+R with `--label-weight`) get the label/reason two-task loss."""
+    Batches with `segments` (L+R with `--label-weight`) get the label/reason two-task loss.
+    `real_tokens`: the tokens a resumed run trained on before (this process's share of the sum);
+    `max_tokens`: the token budget (`--max-tokens`)."""
 
     real_tokens = 0
     label_weight: float | None = None
+
+    def __init__(self, *args, label_weight: float | None = None, real_tokens: int = 0, max_tokens: int | None = None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_weight, self.real_tokens = label_weight, real_tokens
+        # the two-task loss is a per-batch mean, not normalised by num_items_in_batch: the Trainer divides it by the
+        # gradient accumulation steps; unset, the Trainer's own rule holds (scaled when num_items_in_batch was used)
+        if label_weight is not None:
+            self.loss_is_scaled_for_ga = False
+        self.clock = _Clock(self, max_tokens)
+        self.add_callback(self.clock)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         logits, targets, keep = label_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
@@ -56,10 +69,7 @@ class CompletionTrainer(AutocastTrainer):
             return loss / num_items_in_batch * scale
         token_nll = F.cross_entropy(logits, targets, reduction="none")
         is_label = inputs["segments"][:, 1:][keep] == LABEL
-        loss = label_reason_loss(token_nll, keep.nonzero()[:, 0], is_label, keep.shape[0], self.label_weight)
-        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
-            loss = loss / self.current_gradient_accumulation_steps  # the Trainer divides only the other case
-        return loss
+        return label_reason_loss(token_nll, keep.nonzero()[:, 0], is_label, keep.shape[0], self.label_weight)
 
     def total_real_tokens(self) -> int:
         """Real tokens trained on, summed over the processes under a launcher (every process must call it)."""
@@ -69,21 +79,22 @@ class CompletionTrainer(AutocastTrainer):
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:
-            elapsed = time.time() - self._started
+            elapsed = time.time() - self.clock.started
             logs["real_tokens"] = self.real_tokens
             # this segment's tokens over this segment's time (a resumed run starts with the earlier total)
-            logs["tokens_per_s"] = round((self.real_tokens - self._tokens_at_start) / max(elapsed, 1e-9), 1)
+            logs["tokens_per_s"] = round((self.real_tokens - self.clock.tokens_at_start) / max(elapsed, 1e-9), 1)
         super().log(logs, *args, **kwargs)
 
 
 class _Clock(TrainerCallback):
-    """Starts the tokens/s clock and enforces the token budget (`max_tokens`)."""
+    """The tokens/s clock (when this segment started, with how many tokens) and the token budget (`max_tokens`)."""
 
     def __init__(self, trainer, max_tokens: int | None):
         self.trainer, self.max_tokens = trainer, max_tokens
+        self.started, self.tokens_at_start = time.time(), trainer.real_tokens
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.trainer._started, self.trainer._tokens_at_start = time.time(), self.trainer.real_tokens
+        self.started, self.tokens_at_start = time.time(), self.trainer.real_tokens
 
     def on_step_end(self, args, state, control, **kwargs):
         if not self.max_tokens:
@@ -104,12 +115,12 @@ def training_task(config: TrainConfig):
     return task
 
 
-def select_rows(config: TrainConfig):
+def select_rows(config: TrainConfig, task=None):
     """(dataset, training rows, calibration rows): calibration rows never overlap training rows.
 
     Answers tasks (method cot) have no labels to balance or calibrate: the first N rows of a
-    seeded shuffle."""
-    task = training_task(config)
+    seeded shuffle. `task`: `training_task(config)`, when the caller has it already."""
+    task = task or training_task(config)
     dataset = task.load(config.data, method=None if config.method == "cot" else config.method,
                         columns=config.columns, label_map=config.label_map)
     if task.kind == "answers":
@@ -148,7 +159,7 @@ class SFTRecipe(FinetuneRecipe):
         c = self.config
         self.template = get_template(c.template)
         self.task = training_task(c)
-        self.data, selected, self.calibration = select_rows(c)
+        self.data, selected, self.calibration = select_rows(c, self.task)
         self.rows = selected if self.rows is None else self.rows
         method = None if c.method == "cot" else c.method
         special = self.task.add_special_tokens(self.template)
@@ -175,27 +186,28 @@ class SFTRecipe(FinetuneRecipe):
             raise UserError(f"--label-weight {c.label_weight}: must be between 0 and 1")
 
     def trainer(self, model, args, dataset, tokenizer):
-        trainer = CompletionTrainer(model=model, args=args, train_dataset=dataset,
-                                    data_collator=Collator(tokenizer.pad_token_id))
-        trainer.label_weight = self.config.label_weight
-        trainer.add_callback(_Clock(trainer, self.config.max_tokens))
-        return trainer
+        # a resumed run starts from the earlier total; one process holds it, so the sum over processes stays right
+        earlier = (self.prior.get("real_tokens") or 0) if is_main() else 0
+        return CompletionTrainer(model=model, args=args, train_dataset=dataset,
+                                 data_collator=Collator(tokenizer.pad_token_id), precision=self.precision,
+                                 label_weight=self.config.label_weight, real_tokens=earlier,
+                                 max_tokens=self.config.max_tokens)
 
     def save_extra(self, model, tokenizer) -> dict:
         """The label-prior threshold, fitted on the held-out training rows (labels tasks only)."""
-        self.calibration_info = None
+        calibration = None
         if self.calibration:
             method = self.config.method
             prompts = [self.task.prompt(ex, self.template, method, tokenizer) for ex in self.calibration]
             scores = score_labels(model, tokenizer, prompts, self.template.label_continuations(),
                                   add_special_tokens=self.task.add_special_tokens(self.template))
-            self.calibration_info = {"threshold": fit_threshold(scores, [ex.label for ex in self.calibration]),
+            calibration = {"threshold": fit_threshold(scores, [ex.label for ex in self.calibration]),
                                      "rows": len(self.calibration), "source": self.data.name,
                                      "fitted_on": "held-out training rows (never the test split)",
                                      "file": "calibration.json"}
             if is_main():
-                write_text(self.out / "calibration.json", json.dumps(self.calibration_info, indent=2))
-        return {"calibration": self.calibration_info}
+                write_text(self.out / "calibration.json", json.dumps(calibration, indent=2))
+        return {"calibration": calibration}
 
     def record(self) -> dict:
         cot = self.task.kind == "answers"
@@ -203,13 +215,13 @@ class SFTRecipe(FinetuneRecipe):
                 "template": "cot" if cot else self.config.template,  # cot: data/cot.py's Question:/Answer: format
                 "data": {"spec": self.config.data, "sha256": self.data.sha256, "rows": len(self.data)}}
 
-    def summary(self) -> dict:
-        c, trainer, record = self.config, self.hf_trainer, self.record()
+    def summary(self, record: dict) -> dict:
+        c, trainer = self.config, self.hf_trainer
         tokens = trainer.total_real_tokens()  # every process runs summary()
         return {"method": c.method, "task": record["task"], "template": record["template"],
                 "loss_on": c.loss_on, "label_weight": c.label_weight, "epochs": c.epochs, "train_rows": len(self.rows),
                 "real_tokens": tokens, "tokens_per_s": round(tokens / max(self.seconds, 1e-9), 1),
-                "data": record["data"], "calibration": self.calibration_info}
+                "data": record["data"], "calibration": record["calibration"]}
 
 
 def train(config: TrainConfig, rows=None) -> dict:

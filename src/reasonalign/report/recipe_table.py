@@ -1,11 +1,12 @@
-"""The results table of a recipe: one row per model folder, accuracy and MAR per split, side by side.
+"""The results table of a recipe (and of the demo): one row per model folder, accuracy and MAR per split.
 
 A recipe's `table:` names its rows (`name`, `folder`); each folder holds what the steps wrote:
 eval/metrics.json (accuracy, with `splits`), eval-validation/metrics.json (accuracy on held-out
 DFAR train rows, the in-distribution check; optional), eval-reasons/metrics.json (MAR; optional)
 and, for a trained model, train_summary.json. `compare: [[A, B], ...]` adds paired differences
-B − A on the items both rows saw. The tables are printed and saved as results.md and results.json
-in the recipe's output folder; `write_seed_table` summarises one such run per seed.
+B − A on the items both rows saw (read per item by report/outcomes.py, as reproduce's table is). The
+tables are printed and saved as results.md and results.json in the recipe's output folder;
+`write_seed_table` summarises one such run per seed.
 """
 
 import json
@@ -17,15 +18,12 @@ from rich.console import Console
 from rich.table import Table
 
 from reasonalign.core.errors import UserError
-from reasonalign.core.files import read_jsonl, write_text
+from reasonalign.core.files import write_text
 from reasonalign.judges.judgeset import validated
+from reasonalign.report.outcomes import by_split, over_seeds, read_metrics, read_outcomes
 
 # validation first: the in-distribution check reads before the test columns it qualifies
 ACCURACY_RUNS = ("eval-validation", "eval")
-
-
-def _read(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _splits(metrics: dict) -> dict:
@@ -34,9 +32,9 @@ def _splits(metrics: dict) -> dict:
 
 def result_row(name: str, folder: Path) -> dict:
     """What the table shows of one model, read from its folder."""
-    metrics = _read(folder / "eval" / "metrics.json")
-    validation = _read(folder / "eval-validation" / "metrics.json")
-    reasons, summary = _read(folder / "eval-reasons" / "metrics.json"), _read(folder / "train_summary.json")
+    metrics = read_metrics(folder / "eval" / "metrics.json")
+    validation = read_metrics(folder / "eval-validation" / "metrics.json")
+    reasons, summary = read_metrics(folder / "eval-reasons" / "metrics.json"), read_metrics(folder / "train_summary.json")
     if metrics is None and reasons is None:
         raise UserError(f"{folder}: neither eval/metrics.json nor eval-reasons/metrics.json; the recipe's "
                         f"accuracy or MAR step did not run")
@@ -139,31 +137,17 @@ def compare_pairs(table: dict, fill, source: str) -> list[tuple[str, str]]:
     return out
 
 
-def _by_split(data: str | None, records: list[dict]) -> dict[str, list[dict]]:
-    """The records of each split, decided as eval decided them (the task's `splits`; else all of them)."""
-    from reasonalign.tasks import task_for  # loads DFAR test-clean only when a table compares
-
-    keep = (task_for(data).splits(data, [r["row"] for r in records]) if data else None) or {
-        data: [True] * len(records)}
-    return {split: [r for r, k in zip(records, mask) if k] for split, mask in keep.items()}
-
-
 def outcomes(folder: Path) -> dict[str, dict[int, bool]]:
     """Per-item outcomes of one model by table column, keyed by data row:
     "acc SPLIT" -> correct, "MAR SPLIT" -> misaligned by the headline judge."""
     out = {}
     for run in ACCURACY_RUNS:
-        metrics = _read(folder / run / "metrics.json")
-        if metrics is not None:
-            records = [r for _, r in read_jsonl(folder / run / "predictions.jsonl")]
-            for split, items in _by_split(metrics["data"], records).items():
-                out[f"acc {split}"] = {r["row"]: bool(r["correct"]) for r in items}
-    reasons = _read(folder / "eval-reasons" / "metrics.json")
-    if reasons and reasons.get("judge"):
-        judge, records = reasons["judge"], [r for _, r in read_jsonl(folder / "eval-reasons" / "judgements.jsonl")]
-        if all(judge in r["judges"] for r in records):  # a vote's combined verdicts are not stored per item
-            for split, items in _by_split(reasons["data"], records).items():
-                out[f"MAR {split}"] = {r["row"]: not r["judges"][judge]["aligned"] for r in items}
+        if found := read_outcomes(folder / run, "accuracy"):
+            out.update({f"acc {split}": o for split, o in by_split(*found).items()})
+    found = read_outcomes(folder / "eval-reasons", "mar")
+    # a vote's combined verdicts are not stored per item: no MAR column unless the judge rated every item
+    if found and found[0].get("judge") and len(found[2]) == len(found[1]):
+        out.update({f"MAR {split}": o for split, o in by_split(*found).items()})
     return out
 
 
@@ -222,13 +206,6 @@ def write_table(table: dict, values: dict, fill, source: str = "recipe") -> list
     return results
 
 
-def _spread(values: list[float]) -> dict:
-    """Mean, sample SD (None for one seed: no spread to estimate) and range over seeds."""
-    v = np.asarray(values, dtype=float)
-    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else None,
-            "min": float(v.min()), "max": float(v.max()), "n_seeds": int(v.size)}
-
-
 def seed_summary(per_seed: dict[int, dict]) -> dict:
     """Every table cell and comparison over seeds, from each seed's results.json.
 
@@ -247,7 +224,7 @@ def seed_summary(per_seed: dict[int, dict]) -> dict:
         for c in run.get("comparisons", []):
             comps.setdefault((c["model_a"], c["model_b"], c["column"]), []).append((seed, c))
     return {"seeds": list(per_seed),
-            "models": {m: {col: _spread(v) for col, v in cols.items()} for m, cols in cells.items()},
+            "models": {m: {col: over_seeds(v) for col, v in cols.items()} for m, cols in cells.items()},
             "comparisons": [{"model_a": a, "model_b": b, "column": col, "seeds": [s for s, _ in cs],
                              "mean_difference": float(np.mean([c["difference"] for _, c in cs])),
                              "differences": [c["difference"] for _, c in cs],
