@@ -185,7 +185,7 @@ def sample(config: SampleConfig) -> dict:
                                num_return_sequences=config.k, temperature=config.temperature, top_p=config.top_p,
                                repetition_penalty=config.repetition_penalty,
                                no_repeat_ngram_size=config.no_repeat_ngram_size,
-                               stop=TASKS[data_info["task"]].stop, seed=config.seed)
+                               stop=TASKS[data_info["task"]].stop, seed=config.seed, cache=config.kv_cache)
     speed = throughput(tokenizer, texts, time.time() - started)
     k = config.k
     groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]
