@@ -195,3 +195,21 @@ def test_the_static_cache_gives_the_same_texts(spied, sampled):
     assert static == dynamic and any(static)
     with pytest.raises(UserError, match="--kv-cache 'paged': choose from dynamic, static"):
         generate_texts(model, tokenizer, prompts, cache="paged", **options)
+
+
+def test_the_static_cache_under_autocast_needs_the_model_in_the_compute_dtype(tiny_model):
+    """An fp32 model under bf16 autocast would fill a static cache with fp32 keys and bf16 values: a one-line error;
+    the model loaded in bf16 (what `sample --kv-cache static` does) decodes the dynamic cache's greedy texts."""
+    import torch
+
+    from reasonalign.core.precision import autocast
+    from reasonalign.models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model)
+    options = dict(add_special_tokens=True, max_new_tokens=12, batch_size=2, progress=False)
+    with autocast("bf16", "cpu"):
+        with pytest.raises(UserError, match="--kv-cache static: the model must be loaded in the compute dtype"):
+            generate_texts(load_model(tiny_model), tokenizer, PROMPTS, cache="static", **options)
+        model = load_model(tiny_model, dtype=torch.bfloat16)
+        assert generate_texts(model, tokenizer, PROMPTS, cache="static", **options) == \
+            generate_texts(model, tokenizer, PROMPTS, **options)

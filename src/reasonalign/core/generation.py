@@ -112,6 +112,11 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
         options.update(stop_strings=list(stop), tokenizer=tokenizer)
     multiple = 1
     if cache == "static":
+        # a static cache is allocated in one dtype; under autocast an fp32 model's keys (after the fp32 rotary
+        # embedding) and values (bf16) differ, and the cache refuses them: load the model in the compute dtype
+        if torch.is_autocast_enabled(device.type) and next(model.parameters()).dtype == torch.float32:
+            raise UserError("--kv-cache static: the model must be loaded in the compute dtype (bf16/fp16), not fp32 "
+                            "under autocast; or use --precision fp32")
         options.update(cache_implementation="static")
         multiple = STATIC_WIDTH
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
