@@ -161,3 +161,55 @@ def test_top_p_keeps_exactly_what_transformers_keeps():
         assert torch.equal(ours[ours > -float("inf")], scores[ours > -float("inf")])  # kept logits untouched
     kept = (TopP(0.95, candidates=256)(ids, scores.clone()) > -float("inf")).sum(-1)
     assert kept[6:8].min() > 256  # the flat rows really took the fallback
+
+
+def test_top_p_without_host_sync_keeps_exactly_what_the_synced_path_keeps():
+    """The GPU path (`sync_free`: no `short.any()` per step, the fallback computed for every row and chosen per
+    row) against the CPU path, on rows inside the candidates and rows that need the fallback."""
+    import torch
+
+    from reasonalign.core.generation import TopP
+
+    torch.manual_seed(1)
+    scores = torch.cat([torch.randn(5, 3000) * 6, torch.randn(3, 3000) * 0.01])
+    ids = torch.zeros(scores.shape[0], 1, dtype=torch.long)
+    for top_p in (0.5, 0.95):
+        synced = TopP(top_p, candidates=128, sync_free=False)(ids, scores.clone())
+        free = TopP(top_p, candidates=128, sync_free=True)(ids, scores.clone())
+        assert torch.equal(synced, free)
+        assert (free[5:] > -float("inf")).sum(-1).min() > 128  # the flat rows took the fallback in both
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_the_static_cache_gives_the_same_texts(spied, sampled):
+    """`cache="static"` (a fixed-size cache, compiled on a GPU; prompts padded to a multiple of 64): greedy texts
+    identical to the dynamic cache's; seeded samples too (the same logits, the same draws)."""
+    model, tokenizer, calls = spied
+    prompts = PROMPTS + ["Statement: I lied.\n### Answer:", "Question: why?\nAnswer:", "A much longer prompt " * 9]
+    options = dict(add_special_tokens=True, max_new_tokens=16, batch_size=2, progress=False)
+    if sampled:
+        options.update(temperature=0.8, top_p=0.95, num_return_sequences=2, seed=3)
+    dynamic = generate_texts(model, tokenizer, prompts, **options)
+    static = generate_texts(model, tokenizer, prompts, cache="static", **options)
+    assert calls[-1][0]["cache_implementation"] == "static" and calls[-1][0]["input_ids"].shape[1] % 64 == 0
+    assert static == dynamic and any(static)
+    with pytest.raises(UserError, match="--kv-cache 'paged': choose from dynamic, static"):
+        generate_texts(model, tokenizer, prompts, cache="paged", **options)
+
+
+def test_the_static_cache_under_autocast_needs_the_model_in_the_compute_dtype(tiny_model):
+    """An fp32 model under bf16 autocast would fill a static cache with fp32 keys and bf16 values: a one-line error;
+    the model loaded in bf16 (what `sample --kv-cache static` does) decodes the dynamic cache's greedy texts."""
+    import torch
+
+    from reasonalign.core.precision import autocast
+    from reasonalign.models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model)
+    options = dict(add_special_tokens=True, max_new_tokens=12, batch_size=2, progress=False)
+    with autocast("bf16", "cpu"):
+        with pytest.raises(UserError, match="--kv-cache static: the model must be loaded in the compute dtype"):
+            generate_texts(load_model(tiny_model), tokenizer, PROMPTS, cache="static", **options)
+        model = load_model(tiny_model, dtype=torch.bfloat16)
+        assert generate_texts(model, tokenizer, PROMPTS, cache="static", **options) == \
+            generate_texts(model, tokenizer, PROMPTS, **options)

@@ -120,3 +120,27 @@ def test_eval_scores_in_the_requested_precision(tiny_model, small_csv, tmp_path)
                        model=model, tokenizer=tokenizer)
     assert metrics["precision"] == "bf16" and seen and set(seen) == {torch.bfloat16}
     assert json.loads((tmp_path / "metrics.json").read_text())["precision"] == "bf16"
+
+
+def _fake_gpu(monkeypatch, capability, name):
+    """A CUDA device of this compute capability, as far as `precision` can tell (no GPU needed)."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(precision, "_best_seconds", lambda step, budget: pytest.fail("a GPU must not be timed"))
+
+
+@pytest.mark.parametrize("capability, name, expected", [((9, 0), "NVIDIA H100 80GB HBM3", "bf16"),
+                                                         ((8, 0), "NVIDIA A100-SXM4-80GB", "bf16"),
+                                                         ((7, 5), "Tesla T4", "fp16"), ((7, 0), "Tesla V100", "fp16")])
+def test_auto_on_a_gpu_is_bf16_from_ampere_on_and_fp16_before(monkeypatch, tmp_path, capability, name, expected):
+    """The H100 that resolved `auto` to fp32 (its launch-bound probe saw no speedup) now gets bf16; a T4 or V100,
+    whose bf16 is emulated, fp16. Nothing is timed or cached for a GPU."""
+    monkeypatch.setenv("REASONALIGN_CACHE", str(tmp_path))
+    _fake_gpu(monkeypatch, capability, name)
+    assert precision.resolve("auto", "cuda:0") == expected
+    found = precision.probe("cuda")
+    assert found["auto"] == expected and found["capability"] == f"{capability[0]}.{capability[1]}"
+    assert found["gpu"] == name
+    assert not (tmp_path / "precision-probe.json").exists()
+    assert precision.resolve("fp32", "cuda") == "fp32" and precision.resolve("fp16", "cuda") == "fp16"
+

@@ -62,10 +62,14 @@ def fast_path_ok(model) -> bool:
     return _FAST_PATH_OK[base]
 
 
-def _hidden(decoder, input_ids, attention_mask, shared_prefix: int):
+def _hidden(decoder, input_ids, attention_mask, shared_prefix: int, position_ids=None):
     """Last hidden states. When every row starts with the same `shared_prefix` tokens (an
     instruction every prompt repeats), that prefix runs once and its KV cache is shared:
-    the same numbers for less compute. Only for inference (no gradients through the cache)."""
+    the same numbers for less compute. Only for inference (no gradients through the cache).
+    `position_ids` (packed rows, `core.batching.PackedCollator`): no attention mask and no cache,
+    so that transformers masks attention block-diagonally from the restarting positions."""
+    if position_ids is not None:
+        return decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
     if shared_prefix < 1 or input_ids.shape[0] == 1:
         return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     prefix = decoder(input_ids=input_ids[:1, :shared_prefix], use_cache=True)
@@ -76,18 +80,19 @@ def _hidden(decoder, input_ids, attention_mask, shared_prefix: int):
     return torch.cat([prefix.last_hidden_state.expand(input_ids.shape[0], -1, -1), rest], dim=1)
 
 
-def label_logits(model, input_ids, attention_mask, labels, shared_prefix: int = 0):
+def label_logits(model, input_ids, attention_mask, labels, shared_prefix: int = 0, position_ids=None):
     """(logits [M, V] in fp32, targets [M], keep [B, T-1]) for the M label positions.
 
+    `position_ids`: packed rows (`core.batching.PackedCollator`), attention kept inside each example.
     A model wrapped for distributed training (DDP, FSDP, DeepSpeed: the wrapped model is
     `.module`) is called through its wrapper, whose forward sets up the gradient sync."""
     inner = getattr(model, "module", None)
     if inner is None:
-        return _label_logits(model, input_ids, attention_mask, labels, shared_prefix)
+        return _label_logits(model, input_ids, attention_mask, labels, shared_prefix, position_ids)
     saved = inner.__dict__.get("forward")  # accelerate may have put its own forward on the instance
     inner.forward = lambda *args: _label_logits(inner, *args)
     try:
-        return model(input_ids, attention_mask, labels, shared_prefix)
+        return model(input_ids, attention_mask, labels, shared_prefix, position_ids)
     finally:
         if saved is None:
             del inner.forward
@@ -95,16 +100,18 @@ def label_logits(model, input_ids, attention_mask, labels, shared_prefix: int = 
             inner.forward = saved
 
 
-def _label_logits(model, input_ids, attention_mask, labels, shared_prefix: int):
+def _label_logits(model, input_ids, attention_mask, labels, shared_prefix: int, position_ids=None):
     targets = labels[:, 1:]
     keep = targets != IGNORE
     if fast_path_ok(model):
         base, decoder, head = _parts(model)
-        hidden = _hidden(decoder, input_ids, attention_mask, shared_prefix)
+        hidden = _hidden(decoder, input_ids, attention_mask, shared_prefix, position_ids)
         return _head(base, head, hidden[:, :-1][keep]), targets[keep], keep
     # the model's own forward, projecting only the positions where some row has a label
     positions = keep.any(0).nonzero()[:, 0]
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions).logits
+    rows = dict(attention_mask=attention_mask) if position_ids is None else dict(position_ids=position_ids,
+                                                                                  use_cache=False)
+    logits = model(input_ids=input_ids, logits_to_keep=positions, **rows).logits
     return logits[keep[:, positions]].float(), targets[keep], keep
 
 

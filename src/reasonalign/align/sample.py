@@ -168,14 +168,16 @@ def sample(config: SampleConfig) -> dict:
     """Sample, grade and write groups.jsonl + sample_summary.json; returns the summary."""
     # heavy (torch, transformers): imported when the command runs, so `reasonalign --help` starts fast
     from reasonalign.core.generation import decoding, generate_texts, throughput
-    from reasonalign.core.precision import autocast, model_device, resolve
+    from reasonalign.core.precision import DTYPES, autocast, model_device, resolve
     from reasonalign.models import default_device, load_model, load_tokenizer
 
     out, summary_path = _validate(config)
     precision = resolve(config.precision, default_device())  # load_model puts the model on default_device()
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     items, data_info = load_items(config, tokenizer)
-    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code)
+    # the static cache needs one dtype throughout (core.generation): the model in the compute dtype
+    dtype = DTYPES.get(precision) if config.kv_cache == "static" else None
+    model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code, dtype=dtype)
 
     started = time.time()
     with autocast(precision, model_device(model)):
@@ -185,7 +187,7 @@ def sample(config: SampleConfig) -> dict:
                                num_return_sequences=config.k, temperature=config.temperature, top_p=config.top_p,
                                repetition_penalty=config.repetition_penalty,
                                no_repeat_ngram_size=config.no_repeat_ngram_size,
-                               stop=TASKS[data_info["task"]].stop, seed=config.seed)
+                               stop=TASKS[data_info["task"]].stop, seed=config.seed, cache=config.kv_cache)
     speed = throughput(tokenizer, texts, time.time() - started)
     k = config.k
     groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]

@@ -61,7 +61,7 @@ _SHARE = Range(0, 1, hi_open=True)
 RANGES = {
     "lr": _POSITIVE, "encoder_lr": _POSITIVE, "epochs": _POSITIVE, "encoder_epochs": _COUNT,
     "max_steps": Range(1, also=(-1,)), "grad_accum": _COUNT, "batch_size": _COUNT, "groups_per_step": _COUNT,
-    "max_length": _COUNT, "max_new_tokens": _COUNT, "min_new_tokens": _NONNEG, "max_tokens": _COUNT, "warmup_ratio": _SHARE,
+    "max_length": _COUNT, "max_new_tokens": _COUNT, "min_new_tokens": _NONNEG, "max_tokens": _COUNT, "batch_tokens": _COUNT, "warmup_ratio": _SHARE,
     "weight_decay": _NONNEG, "max_grad_norm": _NONNEG, "lora_r": _COUNT, "lora_alpha": _POSITIVE,
     "lora_dropout": _SHARE, "lora_layers": _COUNT, "logging_steps": _COUNT, "save_steps": _NONNEG,
     "train_rows": Range(1, also=(0,)), "calibration_rows": _NONNEG, "rows": _COUNT, "skip_rows": _NONNEG, "max_items": _COUNT,

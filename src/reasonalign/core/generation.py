@@ -12,6 +12,11 @@ deals the batches to the processes); a different batch size gives other (equally
 `no_repeat_ngram_size` (n > 0: no n-gram appears twice) apply to greedy and sampled decoding
 alike; their neutral values (1.0, 0) are not passed to `model.generate` at all. `decoding()`
 describes a call's decoding for the records (generate_summary.json, metrics.json, ...).
+
+`cache="static"` decodes with a fixed-size KV cache, for which transformers compiles the decoding
+step on a GPU (the per-step Python and kernel-launch cost that bounds a small model's decoding);
+prompt widths are then padded to a multiple of `STATIC_WIDTH`, so batches repeat a few shapes
+and the compiled step is reused. Greedy texts are the same with either cache.
 """
 
 import torch
@@ -20,6 +25,9 @@ from transformers import LogitsProcessor, LogitsProcessorList, TopPLogitsWarper
 
 from reasonalign.core.distributed import is_main, map_chunks
 from reasonalign.core.errors import UserError
+
+CACHES = ("dynamic", "static")
+STATIC_WIDTH = 64  # with the static cache, prompt widths are padded to a multiple of this
 
 
 def check_decoding(*, temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
@@ -65,7 +73,7 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
                    batch_size: int = 16, num_return_sequences: int = 1, temperature: float = 0.0,
                    top_p: float = 1.0, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
                    min_new_tokens: int = 0, stop: tuple[str, ...] = (), seed: int | None = None,
-                   progress: bool = True) -> list[str]:
+                   progress: bool = True, cache: str = "dynamic") -> list[str]:
     """The continuation of every prompt, without the prompt and special tokens (EOS).
 
     Returns `len(prompts) * num_return_sequences` texts, prompt-major: the k texts of prompt i
@@ -74,9 +82,12 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
     `stop` string; the text is cut before the stop string. `repetition_penalty` (1.0 = off) and
     `no_repeat_ngram_size` (0 = off) apply in both modes. `min_new_tokens` > 0 forbids EOS before that
     many new tokens (a model fine-tuned to stop after its label must still write a reason).
+    `cache`: "dynamic" (transformers' default) or "static" (see the module's docstring).
     """
     check_decoding(temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty,
                    no_repeat_ngram_size=no_repeat_ngram_size)
+    if cache not in CACHES:
+        raise UserError(f"--kv-cache {cache!r}: choose from {', '.join(CACHES)}")
     model.eval()
     device = next(model.parameters()).device
     k = num_return_sequences
@@ -99,13 +110,22 @@ def generate_texts(model, tokenizer, prompts: list[str], *, add_special_tokens: 
         options.update(min_new_tokens=min_new_tokens)
     if stop:  # stop each sequence as soon as it writes a stop string: no tokens wasted after it
         options.update(stop_strings=list(stop), tokenizer=tokenizer)
+    multiple = 1
+    if cache == "static":
+        # a static cache is allocated in one dtype; under autocast an fp32 model's keys (after the fp32 rotary
+        # embedding) and values (bf16) differ, and the cache refuses them: load the model in the compute dtype
+        if torch.is_autocast_enabled(device.type) and next(model.parameters()).dtype == torch.float32:
+            raise UserError("--kv-cache static: the model must be loaded in the compute dtype (bf16/fp16), not fp32 "
+                            "under autocast; or use --precision fp32")
+        options.update(cache_implementation="static")
+        multiple = STATIC_WIDTH
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
     def run(numbered: tuple[int, list[int]]) -> list[str]:
         index, chunk = numbered
         if seed is not None:  # one seed per batch: the same samples whichever process runs it
             torch.manual_seed(seed + index)
-        width = max(len(ids[i]) for i in chunk)
+        width = -(-max(len(ids[i]) for i in chunk) // multiple) * multiple
         batch = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros_like(batch)
         for row, i in enumerate(chunk):
@@ -137,10 +157,14 @@ class TopP(LogitsProcessor):
     warper instead. The rule is transformers': keep the likeliest tokens while the mass of the
     tokens before them is below top_p (at least one). Runs after the temperature warper, as
     transformers' top-p does (custom processors come after the built-in ones).
+
+    On a GPU, asking whether any row needs the fallback (`short.any()`) would stop the host at every
+    step until the GPU caught up; there the fallback is computed for every row and chosen per row
+    (`sync_free`): the same tokens kept, a full sort that costs the GPU little.
     """
 
-    def __init__(self, top_p: float, candidates: int = 256):
-        self.top_p, self.candidates = top_p, candidates
+    def __init__(self, top_p: float, candidates: int = 256, sync_free: bool | None = None):
+        self.top_p, self.candidates, self.sync_free = top_p, candidates, sync_free
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         probs = scores.float().softmax(-1)
@@ -149,7 +173,10 @@ class TopP(LogitsProcessor):
         keep[:, 0] = True
         remove = torch.ones_like(scores, dtype=torch.bool).scatter_(1, index, ~keep)
         short = top.sum(-1) < self.top_p  # the nucleus reaches past the candidates
-        if short.any():
+        if scores.is_cuda if self.sync_free is None else self.sync_free:
+            full = TopPLogitsWarper(self.top_p)(input_ids, scores) == -float("inf")
+            remove = torch.where(short[:, None], full, remove)
+        elif short.any():
             rows = short.nonzero()[:, 0]
             remove[rows] = TopPLogitsWarper(self.top_p)(input_ids[rows], scores[rows]) == -float("inf")
         return scores.masked_fill(remove, -float("inf"))

@@ -5,10 +5,15 @@ decoder and the output head by hand (`scoring.py`), so on CPU the flag changed n
 record. Every command therefore runs its forward passes inside `autocast(precision, device)`,
 and records the precision it resolved.
 
-`auto` does not trust CPU flags: bf16 matmuls are ~3x faster than fp32 on CPUs with
-AVX512-BF16/AMX and on GPUs, but up to ~100x slower on CPUs that emulate them. A short
-matmul probe, shaped like a small model's linear layers, times both once per machine (cached
-under REASONALIGN_CACHE) and `auto` picks the low precision only where it is faster.
+`auto` on a CPU does not trust its flags: bf16 matmuls are ~3x faster than fp32 on CPUs with
+AVX512-BF16/AMX, but up to ~100x slower on CPUs that emulate them. A short matmul probe,
+shaped like a small model's linear layers, times both once per machine (cached under
+REASONALIGN_CACHE) and `auto` picks the low precision only where it is faster.
+
+`auto` on a GPU is decided by the device, not timed: at the probe's size both precisions are
+launch-bound on a GPU (an H100 resolved to fp32), while every GPU's tensor cores run half
+precision several times faster than fp32 at a model's real sizes. bf16 where the device has
+it natively (compute capability 8.0 and up: Ampere, Hopper, ...), fp16 below.
 """
 
 import contextlib
@@ -30,16 +35,13 @@ MIN_SPEEDUP = 1.2  # auto takes the low precision only when the probe finds it t
 
 
 def _machine(device: str) -> str:
-    """What the probe's result depends on: the processor (model and flags), torch, the device."""
-    if device.startswith("cuda"):
-        hardware = torch.cuda.get_device_name(torch.device(device))
-    else:
-        try:
-            info = Path("/proc/cpuinfo").read_text()
-            lines = info.split("\n\n")[0].splitlines()
-            hardware = "|".join(l for l in lines if l.startswith(("model name", "flags")))
-        except OSError:
-            hardware = platform.processor() or platform.machine()
+    """What the CPU probe's result depends on: the processor (model and flags), torch, the device."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        lines = info.split("\n\n")[0].splitlines()
+        hardware = "|".join(l for l in lines if l.startswith(("model name", "flags")))
+    except OSError:
+        hardware = platform.processor() or platform.machine()
     return hashlib.sha256(f"{hardware}|{torch.__version__}|{device}".encode()).hexdigest()[:16]
 
 
@@ -54,10 +56,19 @@ def _best_seconds(step, budget: float) -> float:
             return best
 
 
+def gpu_choice(device: str) -> dict:
+    """`auto` on a CUDA device: bf16 from compute capability 8.0 (native bf16), fp16 below.
+    `torch.cuda.is_bf16_supported()` alone is not enough: it also says yes where bf16 is emulated."""
+    major, minor = torch.cuda.get_device_capability(torch.device(device))
+    return {"device": device, "gpu": torch.cuda.get_device_name(torch.device(device)),
+            "capability": f"{major}.{minor}", "auto": "bf16" if major >= 8 else "fp16", "torch": torch.__version__}
+
+
 def probe(device: str = "cpu", budget: float = 0.3) -> dict:
-    """Seconds per matmul ([256, 576] @ [576, 1536], SmolLM2's MLP) in fp32 and under bf16 (or fp16)
-    autocast on `device`, and the precision `auto` picks. Cached per machine."""
-    low = "bf16" if not device.startswith("cuda") or torch.cuda.is_bf16_supported() else "fp16"
+    """Seconds per matmul ([256, 576] @ [576, 1536], SmolLM2's MLP) in fp32 and under bf16 autocast
+    on the CPU, and the precision `auto` picks. Cached per machine. A GPU is not timed: `gpu_choice`."""
+    if device.startswith("cuda"):
+        return gpu_choice(device)
     path = cache_dir() / "precision-probe.json"
     key = _machine(device)
     try:
@@ -74,14 +85,12 @@ def probe(device: str = "cpu", budget: float = 0.3) -> dict:
             with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
                 for _ in range(4):
                     x @ w
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
         return run
 
     fp32 = _best_seconds(step(), budget)
-    lowp = _best_seconds(step(DTYPES[low]), budget)
-    result = {"device": device, "fp32_s": fp32, f"{low}_s": lowp, "speedup": fp32 / lowp,
-              "auto": low if fp32 / lowp >= MIN_SPEEDUP else "fp32", "torch": torch.__version__}
+    bf16 = _best_seconds(step(torch.bfloat16), budget)
+    result = {"device": device, "fp32_s": fp32, "bf16_s": bf16, "speedup": fp32 / bf16,
+              "auto": "bf16" if fp32 / bf16 >= MIN_SPEEDUP else "fp32", "torch": torch.__version__}
     cached[key] = result
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +103,7 @@ def probe(device: str = "cpu", budget: float = 0.3) -> dict:
 
 
 def resolve(requested: str, device: str) -> str:
-    """The precision a run will use: `requested`, or for `auto` the probe's choice."""
+    """The precision a run will use: `requested`, or for `auto` the probe's choice (a GPU's: `gpu_choice`)."""
     if requested not in PRECISIONS:
         raise UserError(f"--precision {requested!r}: choose from {', '.join(PRECISIONS)}")
     if requested == "fp16" and not device.startswith("cuda"):

@@ -60,6 +60,16 @@ def store_frozen_linears(model, precision: str) -> None:
                 module.bias.data = module.bias.data.to(dtype)
 
 
+def base_dtype(device: str, precision: str, quantized: bool):
+    """The dtype the frozen base model is loaded in: on a GPU the compute dtype itself (bf16/fp16), so
+    no fp32 copy is read, moved and cast (a 7B base: 28 GB in fp32, 14 GB in bf16); peft keeps the LoRA
+    weights fp32 (`autocast_adapter_dtype`). On a CPU fp32 as before, the frozen Linears cast once
+    afterwards (`store_frozen_linears`), the embedding and norms kept fp32. None = the loader's fp32."""
+    if device.startswith("cuda") and not quantized and precision in DTYPES:
+        return DTYPES[precision]
+    return None
+
+
 class AutocastTrainer(Trainer):
     """A `Trainer` whose forward passes run in the run's precision, the hand-called decoder of
     `scoring.py` included: the stock Trainer leaves autocast to accelerate, which wraps only
@@ -257,7 +267,7 @@ class FinetuneRecipe:
         self.dataset = self.build_dataset(self.tokenizer)
         torch.manual_seed(c.seed)
         model = load_model(c.model, self.start_adapter(), trust_remote_code=c.trust_remote_code,
-                           quantization=quantization)
+                           quantization=quantization, dtype=base_dtype(self.device, self.precision, quantization is not None))
         if self.start_adapter():
             model = model.merge_and_unload()  # the starting point (and DPO's reference) is the merged model
         if self.device == "cpu" and self.precision == "bf16":

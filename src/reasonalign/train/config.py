@@ -35,3 +35,8 @@ class TrainConfig(FinetuneConfig):
     max_tokens: int | None = option(None, "stop once this many real (non-padding) tokens were trained on")
     batch_size: int = option(8, "sequences per optimizer step (length-grouped)")
     group_by_length: bool = option(True, "batch examples of similar length together (less padding)")
+    batch_tokens: int | None = option(None, "token-budget batches: each optimizer step takes as many examples as fit "
+                                            "in N tokens, padding included (widths rounded up to a multiple of 64), "
+                                            "instead of --batch-size sequences; a GPU's setting (e.g. 4096)")
+    pack: bool = option(False, "with --batch-tokens: the examples of a batch side by side in one row, attention "
+                               "kept inside each example (no padding between them)")

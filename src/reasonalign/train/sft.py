@@ -5,7 +5,8 @@ you can switch off:
 - loss on the answer only (`loss_on: completion`), projected onto the vocabulary only there;
 - for L+R, `label_weight` weighs the label against the reason as two tasks (`losses.label_reason_loss`);
 - class-balanced training subset (`train_rows`);
-- batches grouped by length, so little compute goes to padding;
+- batches grouped by length, so little compute goes to padding; on a GPU, token-budget batches
+  (`batch_tokens`), optionally packed into one row (`pack`), keep it busy;
 - a label-prior threshold fitted on held-out *training* rows (`calibration_rows`), saved in the
   run record (and calibration.json) and used by `reasonalign eval`.
 """
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from transformers import TrainerCallback
 
 from reasonalign.core.files import write_text
-from reasonalign.core.batching import LABEL, Collator, encode
+from reasonalign.core.batching import LABEL, SHAPE_MULTIPLE, BatchCollator, Collator, PackedCollator, encode, token_batches
 from reasonalign.core.distributed import is_main
 from reasonalign.core.errors import UserError
 from reasonalign.core.verdict import LABELS
@@ -35,7 +36,8 @@ from reasonalign.train.config import TrainConfig
 class CompletionTrainer(AutocastTrainer):
     """Cross-entropy on the answer tokens only, counting real (non-padding) tokens for tokens/s.
 
-    Batches with `segments` (L+R with `--label-weight`) get the label/reason two-task loss.
+    Batches with `segments` (L+R with `--label-weight`) get the label/reason two-task loss, per example
+    also in packed rows (`example` says which example each token belongs to).
     `real_tokens`: the tokens a resumed run trained on before (this process's share of the sum);
     `max_tokens`: the token budget (`--max-tokens`)."""
 
@@ -54,7 +56,8 @@ class CompletionTrainer(AutocastTrainer):
         self.add_callback(self.clock)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits, targets, keep = label_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        logits, targets, keep = label_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
+                                             position_ids=inputs.get("position_ids"))
         if targets.numel() == 0:
             raise UserError("a training batch has no trainable label tokens (every answer was masked or truncated); "
                             "check --max-length and the template's answer part")
@@ -69,6 +72,9 @@ class CompletionTrainer(AutocastTrainer):
             return loss / num_items_in_batch * scale
         token_nll = F.cross_entropy(logits, targets, reduction="none")
         is_label = inputs["segments"][:, 1:][keep] == LABEL
+        if "example" in inputs:  # a packed row: the target at position t belongs to the example of token t + 1
+            examples = inputs["example"][:, 1:]
+            return label_reason_loss(token_nll, examples[keep], is_label, int(examples.max()) + 1, self.label_weight)
         return label_reason_loss(token_nll, keep.nonzero()[:, 0], is_label, keep.shape[0], self.label_weight)
 
     def total_real_tokens(self) -> int:
@@ -86,17 +92,30 @@ class CompletionTrainer(AutocastTrainer):
         super().log(logs, *args, **kwargs)
 
 
+WARMUP_STEPS = 3  # steps left out of the steady-state tokens/s (first kernels, allocator, compilation)
+
+
 class _Clock(TrainerCallback):
-    """The tokens/s clock (when this segment started, with how many tokens) and the token budget (`max_tokens`)."""
+    """The tokens/s clock (when this segment started, with how many tokens; when each step ended, with how
+    many: `marks`) and the token budget (`max_tokens`)."""
 
     def __init__(self, trainer, max_tokens: int | None):
         self.trainer, self.max_tokens = trainer, max_tokens
-        self.started, self.tokens_at_start = time.time(), trainer.real_tokens
+        self.started, self.tokens_at_start, self.marks = time.time(), trainer.real_tokens, []
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started, self.tokens_at_start = time.time(), self.trainer.real_tokens
+        self.started, self.tokens_at_start, self.marks = time.time(), self.trainer.real_tokens, []
+
+    def steady(self) -> dict:
+        """Tokens/s after the first `WARMUP_STEPS` steps of this segment (None with too few steps to tell)."""
+        warmup = min(WARMUP_STEPS, len(self.marks) // 2)
+        if len(self.marks) < 2 or warmup < 1:
+            return {"steady_tokens_per_s": None, "warmup_steps": warmup}
+        (t0, n0), (t1, n1) = self.marks[warmup - 1], self.marks[-1]
+        return {"steady_tokens_per_s": round((n1 - n0) / max(t1 - t0, 1e-9), 1), "warmup_steps": warmup}
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.marks.append((time.time(), self.trainer.real_tokens))
         if not self.max_tokens:
             return
         # every process's tokens: under a launcher all must stop at the same step, or the others
@@ -164,17 +183,28 @@ class SFTRecipe(FinetuneRecipe):
         method = None if c.method == "cot" else c.method
         special = self.task.add_special_tokens(self.template)
         weighted = c.label_weight is not None
-        return [encode(tokenizer, self.task.prompt(ex, self.template, method, tokenizer),
-                       self.task.answer(ex, self.template, method), max_length=c.max_length, loss_on=c.loss_on,
-                       where=f"{self.data.path}:{ex.row}", chat=not special,
-                       label_text=self.template.label_part(ex.label, method) if weighted else None)
-                for ex in self.rows]
+        encoded = [encode(tokenizer, self.task.prompt(ex, self.template, method, tokenizer),
+                          self.task.answer(ex, self.template, method), max_length=c.max_length, loss_on=c.loss_on,
+                          where=f"{self.data.path}:{ex.row}", chat=not special,
+                          label_text=self.template.label_part(ex.label, method) if weighted else None)
+                   for ex in self.rows]
+        if c.batch_tokens:  # the dataset's items are whole batches, shuffled by the Trainer one batch at a time
+            return [[encoded[i] for i in b] for b in token_batches([f["length"] for f in encoded], c.batch_tokens,
+                                                                    pack=c.pack)]
+        return encoded
 
     def batch_size(self) -> int:
-        return self.config.batch_size
+        return 1 if self.config.batch_tokens else self.config.batch_size
 
     def extra_arguments(self) -> dict:
-        return {"train_sampling_strategy": "group_by_length" if self.config.group_by_length else "random"}
+        grouped = self.config.group_by_length and not self.config.batch_tokens  # token batches are grouped already
+        return {"train_sampling_strategy": "group_by_length" if grouped else "random"}
+
+    def collator(self, pad_id: int):
+        c = self.config
+        if not c.batch_tokens:
+            return Collator(pad_id)
+        return BatchCollator(PackedCollator(pad_id) if c.pack else Collator(pad_id, SHAPE_MULTIPLE))
 
     def check(self) -> None:
         super().check()
@@ -184,12 +214,14 @@ class SFTRecipe(FinetuneRecipe):
                             "and --loss-on completion")
         if c.label_weight is not None and not 0 <= c.label_weight <= 1:
             raise UserError(f"--label-weight {c.label_weight}: must be between 0 and 1")
+        if c.pack and not c.batch_tokens:
+            raise UserError("--pack puts a token-budget batch in one row: it needs --batch-tokens N")
 
     def trainer(self, model, args, dataset, tokenizer):
         # a resumed run starts from the earlier total; one process holds it, so the sum over processes stays right
         earlier = (self.prior.get("real_tokens") or 0) if is_main() else 0
         return CompletionTrainer(model=model, args=args, train_dataset=dataset,
-                                 data_collator=Collator(tokenizer.pad_token_id), precision=self.precision,
+                                 data_collator=self.collator(tokenizer.pad_token_id), precision=self.precision,
                                  label_weight=self.config.label_weight, real_tokens=earlier,
                                  max_tokens=self.config.max_tokens)
 
@@ -221,6 +253,7 @@ class SFTRecipe(FinetuneRecipe):
         return {"method": c.method, "task": record["task"], "template": record["template"],
                 "loss_on": c.loss_on, "label_weight": c.label_weight, "epochs": c.epochs, "train_rows": len(self.rows),
                 "real_tokens": tokens, "tokens_per_s": round(tokens / max(self.seconds, 1e-9), 1),
+                **trainer.clock.steady(),
                 "data": record["data"], "calibration": record["calibration"]}
 
 
