@@ -166,7 +166,10 @@ def _bars(results: dict, root: Path, metric: str):
     ax.set_ylabel("accuracy (%)" if metric == "accuracy" else "MAR (%), lower is better")
     ax.set_ylim(0, 105)
     ax.set_title(f"{what}, 95% CI; {_seeds([{'seed': s} for c in cells for s in c.get('seeds') or []])}")
-    fig.legend(loc="outside lower center", ncols=min(4, len(rows) + 2))
+    # as many legend columns as the figure's width holds at the longest label (~0.07 in a character at 8 pt)
+    longest = max(len(r["method"]) for r in rows)
+    fits = int(fig.get_figwidth() // (0.07 * longest + 0.5))
+    fig.legend(loc="outside lower center", ncols=max(1, min(4, len(rows) + 2, fits)))
     return fig
 
 
