@@ -61,6 +61,7 @@ RATIOS = [("ours-bf16 / ours-fp32", "ours-bf16", "ours-fp32", 2.5, "bf16_cpu"),
           ("ours-best / trl-authors", "ours-best", "trl-authors", 3.0, "fast_bf16"),
           ("ours-best / trl-best", "ours-best", "trl-best", 1.5, "fast_bf16"),
           ("ours-packed / trl-best", "ours-packed", "trl-best", 1.5, "fast_bf16")]
+FALLBACK_BUDGET = 20000  # real tokens, when trl-authors was to set the budget but failed
 WARMUP_STEPS = 3  # as train_summary.json's steady_tokens_per_s
 
 
@@ -71,7 +72,11 @@ def machine() -> dict:
     """CPU model and bf16 flags, threads, library versions: what the ratios depend on."""
     import peft
     import transformers
-    import trl
+
+    try:
+        import trl
+    except ImportError:  # the TRL runs then fail one by one, with their error in the report; ours still run
+        trl = None
 
     try:
         first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
@@ -84,7 +89,7 @@ def machine() -> dict:
             "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
+            "torch": torch.__version__, "transformers": transformers.__version__, "trl": trl and trl.__version__,
             "peft": peft.__version__}
 
 
@@ -235,11 +240,34 @@ def report(result: dict) -> None:
         print(f"{name:<12} {r['precision']:<9} {r['loss_on']:<10} {r['batch_size']:>5} "
               f"{str(r['gradient_checkpointing']):>9} {r['steps']:>5} {r['tokens']:>7} {r['seconds']:>8.1f} "
               f"{r['tokens_per_s']:>9.1f} {steady if steady is not None else '-':>9} {r['mfu']:>6.3f} "
-              f"{r['mfu_steady'] if r['mfu_steady'] is not None else '-':>7} {r['heldout_answer_loss']:>13.3f}")
+              f"{r['mfu_steady'] if r['mfu_steady'] is not None else '-':>7} "
+              f"{'-' if r['heldout_answer_loss'] is None else format(r['heldout_answer_loss'], '.3f'):>13}")
     print(f"\nours-best = {result['ours_best']}\n")
     for name, r in result["ratios"].items():
         print(f"{name:<25} {r['ratio']:>6.2f}x  target >= {r['target']}x  {r['status']}"
               + ("" if r["applies"] else f"  (target is for {r['target_for']}; this machine is not one)"))
+
+
+def failed_as_none(run, errors: dict, name: str, *args, **kwargs) -> dict | None:
+    """A TRL run, or None with its error kept (TRL missing or broken on a rented GPU must not cost ours)."""
+    try:
+        return run(*args, **kwargs)
+    except Exception as exc:  # reported in the JSON's "errors" and on stdout
+        errors[name] = f"{type(exc).__name__}: {exc}"
+        print(f"{name} failed: {errors[name]}", flush=True)
+        return None
+
+
+def matrix_params(model: str) -> int:
+    """Parameters in weight matrices (the 4N basis of MFU), counted on the meta device: a 7B model is never
+    loaded for it."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from reasonalign.models import resolve
+
+    with torch.device("meta"):
+        built = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve(model)))
+    return sum(p.numel() for p in built.parameters() if p.dim() == 2)
 
 
 def pick_model(args) -> str:
@@ -264,6 +292,8 @@ def main():
     parser.add_argument("--runs", default="trl-authors,trl-best,ours-fp32,ours-bf16",
                         help="comma-separated runs (ours-packed is added by --batch-tokens)")
     parser.add_argument("--budget", type=int, help="real-token budget of every run when trl-authors is not run")
+    parser.add_argument("--no-heldout", action="store_true", help="skip the held-out loss of every adapter (it "
+                        "loads the base in fp32 once per run: minutes for a 7B model)")
     args = parser.parse_args()
     wanted = args.runs.split(",") + (["ours-packed"] if args.batch_tokens else [])
     if "trl-authors" not in wanted and not args.budget:
@@ -278,7 +308,7 @@ def main():
     pool, heldout = split_off(data.examples, 48, seed=1)
     rows = stratified_sample(pool, args.rows, seed=0)
     tokenizer = load_tokenizer(model)
-    n_params = sum(p.numel() for n, p in load_model(model, device="cpu").named_parameters() if p.dim() == 2)
+    n_params = matrix_params(model)
 
     info, found = machine(), probe(args.device)
     fast_bf16 = found["auto"] == "bf16"
@@ -290,16 +320,18 @@ def main():
     peak = {"fp32": matmul_peak(torch.float32, device=args.device),
             "bf16": matmul_peak(torch.bfloat16, device=args.device)}
 
-    runs, budget = {}, args.budget
+    runs, budget, errors = {}, args.budget, {}
     with tempfile.TemporaryDirectory() as tmp:
         if "trl-authors" in wanted:
-            runs["trl-authors"] = run_trl(rows, f"{tmp}/trl-authors", best=False, steps=args.steps, model=model,
-                                          device=args.device)
-            budget = budget or runs["trl-authors"]["tokens"]
+            runs["trl-authors"] = failed_as_none(run_trl, errors, "trl-authors", rows, f"{tmp}/trl-authors",
+                                                 best=False, steps=args.steps, model=model, device=args.device)
+            budget = budget or (runs["trl-authors"] or {}).get("tokens") or FALLBACK_BUDGET
         ours_batch = TrainConfig().batch_size
         if "trl-best" in wanted:
-            runs["trl-best"] = run_trl(rows, f"{tmp}/trl-best", best=True, precision=best_precision, budget=budget,
-                                       batch_size=ours_batch, model=model, device=args.device)
+            runs["trl-best"] = failed_as_none(run_trl, errors, "trl-best", rows, f"{tmp}/trl-best", best=True,
+                                              precision=best_precision, budget=budget, batch_size=ours_batch,
+                                              model=model, device=args.device)
+        runs = {name: r for name, r in runs.items() if r is not None}
         for precision in ("fp32", "bf16"):
             if f"ours-{precision}" in wanted:
                 runs[f"ours-{precision}"] = run_ours(rows, f"{tmp}/ours-{precision}", precision, budget, model)
@@ -307,7 +339,9 @@ def main():
             runs["ours-packed"] = run_ours(rows, f"{tmp}/ours-packed", best_precision, budget, model,
                                            batch_tokens=args.batch_tokens, pack=True)
         for r in runs.values():
-            r["heldout_answer_loss"] = round(heldout_answer_loss(r.pop("adapter"), tokenizer, heldout, model), 4)
+            adapter = r.pop("adapter")
+            r["heldout_answer_loss"] = None if args.no_heldout else \
+                round(heldout_answer_loss(adapter, tokenizer, heldout, model), 4)
 
     # LoRA on a frozen base: forward (2N) + input-gradient backward (2N) FLOPs per token.
     for r in runs.values():
@@ -343,8 +377,10 @@ def main():
               f"random-init {args.random_init}" or args.model, "params_2d": n_params,
               "matmul_peak_gflops": {k: round(v, 1) for k, v in peak.items()},
               "steps": args.steps, "token_budget": budget, "train_rows": len(rows), "heldout_rows": len(heldout),
-              "runs": runs, "ours_best": ours_best, "ratios": ratios, "headline": headline}
+              "runs": runs, "errors": errors, "ours_best": ours_best, "ratios": ratios, "headline": headline}
     report(result)
+    for name, error in errors.items():
+        print(f"{name}: not run ({error})")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"\nsaved {args.json}")

@@ -73,9 +73,10 @@ class SampleConfig:
     batch_size: int = option(8, "prompts per generate call (each gives k sequences); changes which samples "
                                 "a seed draws")
     seed: int = option(0, "seed for row selection and sampling: the same seed gives the same groups")
-    kv_cache: str = option("dynamic", "dynamic, or static: a fixed-size KV cache, for which transformers compiles "
-                                      "the decoding step on a GPU (the first batches compile; prompts are padded to "
-                                      "a multiple of 64 tokens so their shapes repeat)", ["dynamic", "static"])
+    kv_cache: str = option("auto", "auto (static on a GPU, dynamic on a CPU), dynamic, or static: a fixed-size KV "
+                                   "cache, for which transformers compiles the decoding step on a GPU (the first "
+                                   "batches compile; prompts are padded to a multiple of 64 tokens so their shapes "
+                                   "repeat)", ["auto", "dynamic", "static"])
     scorer: str = option("none", "rank within a group: none = 0 correct / 1 incorrect; length = correct "
                                  "responses by length, shortest first, incorrect after them; steps (arith data) = "
                                  "correct first, then by how many gold intermediate results a response reaches; "

@@ -167,16 +167,17 @@ def load_items(config: SampleConfig, tokenizer) -> tuple[list[Item], dict]:
 def sample(config: SampleConfig) -> dict:
     """Sample, grade and write groups.jsonl + sample_summary.json; returns the summary."""
     # heavy (torch, transformers): imported when the command runs, so `reasonalign --help` starts fast
-    from reasonalign.core.generation import decoding, generate_texts, throughput
+    from reasonalign.core.generation import decoding, generate_texts, resolve_cache, throughput
     from reasonalign.core.precision import DTYPES, autocast, model_device, resolve
     from reasonalign.models import default_device, load_model, load_tokenizer
 
     out, summary_path = _validate(config)
     precision = resolve(config.precision, default_device())  # load_model puts the model on default_device()
+    cache = resolve_cache(config.kv_cache, default_device())
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     items, data_info = load_items(config, tokenizer)
     # the static cache needs one dtype throughout (core.generation): the model in the compute dtype
-    dtype = DTYPES.get(precision) if config.kv_cache == "static" else None
+    dtype = DTYPES.get(precision) if cache == "static" else None
     model = load_model(config.model, config.adapter, trust_remote_code=config.trust_remote_code, dtype=dtype)
 
     started = time.time()
@@ -187,7 +188,7 @@ def sample(config: SampleConfig) -> dict:
                                num_return_sequences=config.k, temperature=config.temperature, top_p=config.top_p,
                                repetition_penalty=config.repetition_penalty,
                                no_repeat_ngram_size=config.no_repeat_ngram_size,
-                               stop=TASKS[data_info["task"]].stop, seed=config.seed, cache=config.kv_cache)
+                               stop=TASKS[data_info["task"]].stop, seed=config.seed, cache=cache)
     speed = throughput(tokenizer, texts, time.time() - started)
     k = config.k
     groups = [make_group(item, texts[n * k:(n + 1) * k], config.seed, config.scorer) for n, item in enumerate(items)]
@@ -199,7 +200,7 @@ def sample(config: SampleConfig) -> dict:
                "adapter": config.adapter, "seed": config.seed, "seconds": round(seconds, 1), **speed,
                "decoding": decoding(config.temperature, config.top_p, config.repetition_penalty,
                                     config.no_repeat_ngram_size, config.max_new_tokens),
-               "precision": precision, "groups_file": str(out), "config": to_dict(config)}
+               "precision": precision, "kv_cache": cache, "groups_file": str(out), "config": to_dict(config)}
     if not is_main():  # under a launcher every process has all groups; one writes them
         return summary
     write_jsonl(out, groups)  # atomic: never a half-written groups file
