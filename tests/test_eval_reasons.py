@@ -47,7 +47,7 @@ def test_reference_judge_mar_criteria_and_leakage_splits(tmp_path):
     r = cli("eval", "--task", "reasons", "--generations", str(gens), "--output", str(out))
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "metrics.json").read_text())
-    assert m["judge"] == "reference" and m["judge_version"].startswith("ref3-")
+    assert m["judge"] == "reference" and m["judge_version"].startswith("ref4-")
     assert m["n"] == 5 and m["mar"] == pytest.approx(4 / 5)
     lo, hi = m["ci95"]
     assert lo < 0.8 < hi

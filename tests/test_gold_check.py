@@ -10,7 +10,7 @@ from conftest import cli
 from test_eval_reasons import RECORDS, write_generations
 
 from reasonalign.judges.gold_check import GoldCheckConfig, check_gold_reasons
-from reasonalign.judges.judgeset import SHIPPED, validated
+from reasonalign.judges.judgeset import HELD_OUT, validated
 from reasonalign.judges.reference import load_minilm
 
 # (label, statement, human reason): ten sound rows, one reason written for another statement, one arguing
@@ -106,7 +106,7 @@ def test_check_reasons_command_counts_lists_and_writes(tmp_path):
 
 
 def test_mar_captions_carry_the_validated_kappa_of_that_judge_version(tmp_path):
-    record = json.loads((SHIPPED / "validation.json").read_text())
+    record = json.loads((HELD_OUT / "validation.json").read_text())
     version = record["judge_version"]
     text = validated(f"reference {version}")
     assert f"kappa {record['consensus']['kappa']:.2f}" in text and f"n={record['n']}" in text

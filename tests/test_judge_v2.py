@@ -48,6 +48,29 @@ def test_verdict_claims_read_what_a_reason_asserts():
     assert verdict_claims("The question is whether it is wrong to do so.") == []
 
 
+def test_incoherence_checks_catch_circular_and_self_negating_reasons_not_a_good_one(minilm):
+    """v4: a reason turning around one word, and one denying what it says, are misaligned (`circular`,
+    `self_negating`); the good paraphrase fires neither."""
+    from reasonalign.judges.reference import self_negating, top_word_share, words
+
+    soap = ("The reason is that the soap is not used to create a soap product, but rather, it is used to make soap. "
+            "The soap is a product that is made from soap, and the soap itself is")
+    assert top_word_share(words(soap)) == 6 / 12  # soap, used, create, soap, product, used, make, soap, ...
+    assert self_negating("It is a statement of truth. It is a lie that is not a lie, but rather a truth.")
+    assert self_negating("It was not a gift but a gift to herself.")
+    assert not self_negating(PARAPHRASE) and not self_negating("A lie is not kind, so lying is wrong.")
+    assert top_word_share(words("frog frog frog")) == 0.0  # too few content words to say
+    judge = ReferenceJudge(encoder=minilm, pool=POOL)
+    cases = [item("circular", "Crushing the frog is about the frog: the frog is a frog, and a frog "
+                                 "crushed is a frog, so the frog matters as a frog and cruelty to it."),
+             item("negating", PARAPHRASE + " It is a cruelty that is not a cruelty."),
+             item("good", PARAPHRASE)]
+    judged = {j.item_id: j for j in judge.judge(cases)}
+    assert "circular" in judged["circular"].criteria and judged["circular"].details["top_word_share"] > 0.375
+    assert "self_negating" in judged["negating"].criteria
+    assert judged["good"].aligned, judged["good"].rationale
+
+
 def test_each_new_criterion_fires_on_its_case_and_a_good_paraphrase_stays_aligned(minilm):
     judge = ReferenceJudge(encoder=minilm, pool=POOL)
     cases = {
@@ -70,7 +93,7 @@ def test_each_new_criterion_fires_on_its_case_and_a_good_paraphrase_stays_aligne
     assert "argues_other_verdict" in judged["other_side"].criteria
     assert judged["other_side"].details["stance"] < judge.config.min_stance
     assert judged["empty"].criteria == ["empty"]
-    assert judge.version.startswith("ref3-")
+    assert judge.version.startswith("ref4-")
 
 
 def test_pool_excludes_the_items_own_statement(minilm):
@@ -150,7 +173,7 @@ def test_validate_cli_reports_agreement_and_refuses_bad_sets(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["n"] == len(items) and report["readers_kappa"]["raw"] == 1.0
     assert report["consensus"]["mar"] == pytest.approx(1 - 1 / 6)  # one `human` item in six
-    assert "kappa" in res.stdout and report["judge_version"].startswith("ref3-")
+    assert "kappa" in res.stdout and report["judge_version"].startswith("ref4-")
     assert report["stance_classifier"] is None and "stance classifier" not in res.stdout  # no pool, no stance
     # a ratings file with a bad value, an unknown id, a missing rating: one line, exit 2
     bad = tmp_path / "set" / "ratings-c.csv"
@@ -160,6 +183,21 @@ def test_validate_cli_reports_agreement_and_refuses_bad_sets(tmp_path):
     bad.write_text("id,aligned,criteria,note\nj0001,yes,,\n")
     res = cli("judge", "validate", "--set", str(tmp_path / "set"), "--judge-pool", "none")
     assert res.returncode == 2 and "not rated by every reader" in res.stderr
+
+
+def test_validate_can_tune_on_one_rated_set_and_report_on_another(tmp_path):
+    """--tune --tune-set A --set B --part all: thresholds chosen on every item of A, agreement reported on all
+    of B (no item of B seen); --tune-set alone is refused in one line."""
+    write_set(tmp_path / "a", n=7)
+    items = write_set(tmp_path / "b", n=7)
+    res = cli("judge", "validate", "--set", str(tmp_path / "b"), "--part", "all", "--judge-pool", "none", "--tune",
+              "--tune-set", str(tmp_path / "a"), "--output", str(tmp_path / "report.json"))
+    assert res.returncode == 0, res.stderr
+    assert "tuned on 7 every item of" in res.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n"] == len(items) and report["tuned_on"] == str(tmp_path / "a")
+    res = cli("judge", "validate", "--set", str(tmp_path / "b"), "--judge-pool", "none", "--tune-set", str(tmp_path))
+    assert res.returncode == 2 and "--tune-set needs --tune" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_build_set_refuses_test_data(tmp_path):
@@ -178,6 +216,25 @@ def test_shipped_set_is_complete():
     validation = {e.row for e in load("dfar:validation").examples}
     assert all(it["row"] in validation for it in items)
     assert not {it["statement"] for it in items} & test_statements - {e.statement for e in load("dfar:validation").examples}
+
+
+def test_held_out_set_is_complete_and_apart_from_the_tune_set():
+    """Set v2, the held-out record every caption quotes: 180 items rated by two other readers, DFAR validation
+    statements none of which is in set v1, and its validation.json is for the judge as it ships."""
+    import csv as _csv
+
+    from reasonalign.cli.judge import JUDGESET, read_judgeset
+    from reasonalign.data.tables import load
+    from reasonalign.judges.judgeset import HELD_OUT, validated
+
+    items, readers = read_judgeset(HELD_OUT)
+    assert len(items) == 180 and readers == ["reader-c", "reader-d"]
+    v1_statements = {it["statement"] for it in read_judgeset(JUDGESET)[0]}
+    validation = {e.statement for e in load("dfar:validation").examples}
+    assert {it["statement"] for it in items} <= validation and not {it["statement"] for it in items} & v1_statements
+    rows = list(_csv.DictReader(open(HELD_OUT / "rows.csv", encoding="utf-8")))
+    assert {r["statement"] for r in rows} == {it["statement"] for it in items}
+    assert "kappa" in validated(f"reference {ReferenceJudge().version}")  # the record is this judge's
 
 
 def test_min_new_tokens_makes_a_model_that_stops_at_once_write(tiny_model):

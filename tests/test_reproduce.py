@@ -79,7 +79,7 @@ def test_reproduce_resumes_after_a_kill_and_a_second_run_recomputes_nothing(tiny
     assert rows["LR"]["cells"]["test"]["seeds"] == [0, 1] and rows["LR"]["cells"]["test"]["n"] == 500
     assert rows["LR"]["cells"]["clean"]["n"] == 311 and rows["LR"]["cells"]["test"]["paper"] == "67.8"
     assert rows["L+R"]["cells"]["test"]["n"] == 16 and rows["L+R"]["cells"]["mar"]["n"] == 8
-    assert rows["L+R"]["cells"]["mar"]["judge"].startswith("reference ref3-")
+    assert rows["L+R"]["cells"]["mar"]["judge"].startswith("reference ref4-")
     comp = {(c["a"], c["b"], c["column"]): c for c in results["comparisons"]}
     assert comp[("LR", "L+R", "test")]["n"] == 16  # paired on the 16 rows both saw, seed 0 only
     assert comp[("L", "L+R", "mar")]["per_seed"][0]["n"] == 8
@@ -88,7 +88,7 @@ def test_reproduce_resumes_after_a_kill_and_a_second_run_recomputes_nothing(tiny
     assert list((out / "plots").glob("*.png")) and list((out / "plots").glob("*.svg"))
     md = (out / "results.md").read_text()
     assert "| L+R | 16 | 0 |" in md and "89.4 / 82.2" in md and "| L+R − L |" in md
-    assert "MAR judge: reference ref3-" in md
+    assert "MAR judge: reference ref4-" in md
 
     # 3. a second run recomputes nothing
     r = cli("reproduce", "--config", config)

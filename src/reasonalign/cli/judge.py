@@ -176,19 +176,30 @@ def run_validate(args) -> int:
     started = time.time()
     sims = judge.similarities(judge_input)  # embedded once; every setting below re-applies only thresholds
     chosen = judge.config
+    if config.tune_set and not config.tune:
+        raise UserError("--tune-set needs --tune")
     if config.tune:
-        tune = [k for k, it in enumerate(items) if it["part"] == "tune"]
-        joint = [judgeset.consensus(items[k]["ratings"]) for k in tune]
+        if config.tune_set:  # another rated set, all of it: --set then holds only items no threshold has seen
+            tune_items, _ = read_judgeset(Path(config.tune_set))
+            tune_input = judge_items([{**it, "row": it["id"], "gold": it["gold_label"]} for it in tune_items])
+            tune_sims = judge.similarities(tune_input)
+        else:
+            keep_tune = [k for k, it in enumerate(items) if it["part"] == "tune"]
+            tune_items = [items[k] for k in keep_tune]
+            tune_input, tune_sims = [judge_input[k] for k in keep_tune], [sims[k] for k in keep_tune]
+        joint = [judgeset.consensus(it["ratings"]) for it in tune_items]
+        measured = [judge.measure(x, *found) for x, found in zip(tune_input, tune_sims)]  # once; thresholds below
         best = None
         for values in itertools.product(*TUNE_GRID.values()):
             setting = replace(judge.config, **dict(zip(TUNE_GRID, values)))
             judge.config = setting
-            aligned = [judge._one(judge_input[k], *sims[k]).aligned for k in tune]
+            aligned = [not judge.criteria(x, d) for x, d in zip(tune_input, measured)]
             kappa = cohen_kappa(aligned, joint)
             if best is None or kappa > best[0] + 1e-12:
                 best = (kappa, setting)
         chosen = best[1]
-        print(f"tuned on {len(tune)} tune items: kappa {best[0]:.3f} with the readers' consensus at "
+        where = f"every item of {config.tune_set}" if config.tune_set else "tune items"
+        print(f"tuned on {len(tune_items)} {where}: kappa {best[0]:.3f} with the readers' consensus at "
               + ", ".join(f"{k}={getattr(chosen, k)}" for k in TUNE_GRID))
     judge.config = chosen
     keep = [k for k, it in enumerate(items) if config.part == "all" or it["part"] == config.part]
@@ -196,6 +207,8 @@ def run_validate(args) -> int:
     report = judgeset.agreement_report([items[k] for k in keep], judged, readers)
     shown = Path(config.set).resolve()  # the shipped set by its place in the package, not this machine's path
     shown = shown.relative_to(JUDGESET.parents[3]) if shown.is_relative_to(JUDGESET.parents[3]) else shown
+    if config.tune_set:
+        report["tuned_on"] = str(Path(config.tune_set))
     report.update(part=config.part, set=str(shown), judge=judge.name,
                   judge_version=ReferenceJudge(chosen).version, judge_config={k: getattr(chosen, k) for k in TUNE_GRID},
                   seconds=round(time.time() - started, 1))

@@ -22,7 +22,10 @@ from pathlib import Path
 
 from reasonalign.core.verdict import LABELS
 
-SHIPPED = Path(__file__).parent / "judgeset" / "v1"  # the rated set and its validation.json
+SHIPPED = Path(__file__).parent / "judgeset" / "v1"  # the rated set thresholds are tuned on (its tune part)
+# a second rated set, built and rated after v1 was closed (other DFAR validation rows, other readers): all of it is
+# held out, and its validation.json is the record every MAR caption quotes
+HELD_OUT = Path(__file__).parent / "judgeset" / "v2"
 
 KINDS = ("human", "flipped", "other_statement", "loop", "truncated", "restated", "contradiction")
 SHEET_FIELDS = ("id", "statement", "human_verdict", "human_reason", "verdict", "reason")
@@ -93,7 +96,8 @@ JUDGE_TO_RUBRIC = {"verdict_missing": "verdict_disagrees", "verdict_contradicts"
                    "low_similarity": "justification_disagrees", "not_specific": "justification_disagrees",
                    "empty": "incoherent", "too_short": "incoherent", "repetitive": "incoherent",
                    "copies_statement": "incoherent", "self_contradicts": "incoherent",
-                   "truncated": "incoherent", "argues_other_verdict": "justification_disagrees"}
+                   "truncated": "incoherent", "circular": "incoherent", "self_negating": "incoherent",
+                   "argues_other_verdict": "justification_disagrees"}
 
 
 def consensus(ratings: dict[str, dict]) -> bool:
@@ -151,7 +155,7 @@ def _raw(a: list, b: list) -> float:
     return sum(x == y for x, y in zip(a, b)) / len(a) if a else float("nan")
 
 
-def validated(judge: str, record: Path = SHIPPED / "validation.json") -> str:
+def validated(judge: str, record: Path = HELD_OUT / "validation.json") -> str:
     """The words every MAR table carries about its judge ("reference ref3-…"): the held-out kappa of that very
     version with careful readers from the shipped validation record, or that this version was not validated."""
     try:
