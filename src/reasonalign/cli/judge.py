@@ -169,19 +169,23 @@ def run_validate(args) -> int:
     from reasonalign.judges import ReferenceJudge, judgeset
     from reasonalign.judges.agreement import cohen_kappa
 
+    def as_judged(rated: list[dict]) -> list:  # a rated set's items as the judge reads them (id as the row)
+        return judge_items([{**it, "row": it["id"], "gold": it["gold_label"]} for it in rated])
+
     config = cfg.build(ValidateConfig, args)
+    if config.tune_set and not config.tune:
+        raise UserError("--tune-set needs --tune")
     items, readers = read_judgeset(Path(config.set))
-    judge_input = judge_items([{**it, "row": it["id"], "gold": it["gold_label"]} for it in items])
+    # another rated set, all of it: --set then holds only items no threshold has seen (read before any embedding)
+    tune_items = read_judgeset(Path(config.tune_set))[0] if config.tune_set else None
+    judge_input = as_judged(items)
     judge = ReferenceJudge(pool=judge_pool(config.judge_pool))
     started = time.time()
     sims = judge.similarities(judge_input)  # embedded once; every setting below re-applies only thresholds
     chosen = judge.config
-    if config.tune_set and not config.tune:
-        raise UserError("--tune-set needs --tune")
     if config.tune:
-        if config.tune_set:  # another rated set, all of it: --set then holds only items no threshold has seen
-            tune_items, _ = read_judgeset(Path(config.tune_set))
-            tune_input = judge_items([{**it, "row": it["id"], "gold": it["gold_label"]} for it in tune_items])
+        if tune_items is not None:
+            tune_input = as_judged(tune_items)
             tune_sims = judge.similarities(tune_input)
         else:
             keep_tune = [k for k, it in enumerate(items) if it["part"] == "tune"]

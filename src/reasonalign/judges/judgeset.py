@@ -22,7 +22,7 @@ from pathlib import Path
 
 from reasonalign.core.verdict import LABELS
 
-SHIPPED = Path(__file__).parent / "judgeset" / "v1"  # the rated set thresholds are tuned on (its tune part)
+SHIPPED = Path(__file__).parent / "judgeset" / "v1"  # the rated set thresholds are tuned on
 # a second rated set, built and rated after v1 was closed (other DFAR validation rows, other readers): all of it is
 # held out, and its validation.json is the record every MAR caption quotes
 HELD_OUT = Path(__file__).parent / "judgeset" / "v2"
@@ -156,8 +156,8 @@ def _raw(a: list, b: list) -> float:
 
 
 def validated(judge: str, record: Path = HELD_OUT / "validation.json") -> str:
-    """The words every MAR table carries about its judge ("reference ref3-…"): the held-out kappa of that very
-    version with careful readers from the shipped validation record, or that this version was not validated."""
+    """The words every MAR table carries about its judge ("reference ref4-…"): the held-out kappa of that very
+    version with careful readers from the held-out set's validation record, or that this version was not validated."""
     try:
         r = json.loads(record.read_text())
     except (OSError, ValueError):

@@ -27,8 +27,8 @@ Version 2 (`ref2-…`) added `self_contradicts` and `not_specific` after careful
 version 1 at kappa 0.29; version 3 (`ref3-…`) replaced v2's nearest-neighbour vote for the reason's side
 with the stance classifier (93.0% right on dfar:validation's 500 human reasons; `judge validate` prints it);
 version 4 (`ref4-…`) added the two incoherence checks, with limits read off DFAR training reasons. The
-thresholds are chosen on the tune part of the rated judge-validation set (`reasonalign judge validate
---tune`, judges/judgeset.py) and the agreement is reported on its held-out part.
+thresholds are chosen on rated judge-validation set v1 (`reasonalign judge validate --tune --tune-set`,
+judges/judgeset.py) and the agreement is reported on set v2, which no threshold has seen.
 """
 
 import hashlib
@@ -345,9 +345,8 @@ class ReferenceJudge:
         if tokens:
             cov, new = statement_overlap(tokens, item.statement)
             details.update(repeat_share=repeat_share(tokens, self.config.ngram), top_word_share=top_word_share(tokens),
-                           self_negating=self_negating(item.reason),
-                           statement_coverage=cov,
-                           new_words=new, verdict_claims=verdict_claims(item.reason),
+                           self_negating=self_negating(item.reason), statement_coverage=cov, new_words=new,
+                           verdict_claims=verdict_claims(item.reason),
                            sentence_end=bool(re.search(r"[.!?]", item.reason)))
         return details
 
@@ -380,12 +379,11 @@ class ReferenceJudge:
         if d["stance"] is not None and d["stance"] < cfg.min_stance and item.verdict not in claims:
             fired.append("argues_other_verdict")
         sim, beyond, share = d["similarity"], d["similarity_beyond_statement"], d["pool_share"]
-        if sim is None:
-            pass
-        elif sim < cfg.similarity_threshold or (beyond is not None and beyond < cfg.explanation_threshold):
-            fired.append("low_similarity")
-        elif share is not None and share > cfg.max_pool_share:
-            fired.append("not_specific")
+        if sim is not None:  # no gold reason (ETHOS): justification is not judged
+            if sim < cfg.similarity_threshold or (beyond is not None and beyond < cfg.explanation_threshold):
+                fired.append("low_similarity")
+            elif share is not None and share > cfg.max_pool_share:
+                fired.append("not_specific")
         return fired
 
 
