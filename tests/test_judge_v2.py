@@ -186,17 +186,18 @@ def test_validate_cli_reports_agreement_and_refuses_bad_sets(tmp_path):
     assert res.returncode == 2 and "not rated by every reader" in res.stderr
 
 
-def test_validate_can_tune_on_one_rated_set_and_report_on_another(tmp_path):
-    """--tune --tune-set A --set B --part all: thresholds chosen on every item of A, agreement reported on all
-    of B (no item of B seen); --tune-set alone is refused in one line."""
+def test_validate_can_tune_on_rated_sets_and_report_on_another(tmp_path):
+    """--tune --tune-set A,C --set B --part all: thresholds chosen on every item of A and C, agreement reported on
+    all of B (no item of B seen); --tune-set alone is refused in one line."""
     write_set(tmp_path / "a", n=7)
+    write_set(tmp_path / "c", n=6)
     items = write_set(tmp_path / "b", n=7)
     res = cli("judge", "validate", "--set", str(tmp_path / "b"), "--part", "all", "--judge-pool", "none", "--tune",
-              "--tune-set", str(tmp_path / "a"), "--output", str(tmp_path / "report.json"))
+              "--tune-set", f"{tmp_path / 'a'},{tmp_path / 'c'}", "--output", str(tmp_path / "report.json"))
     assert res.returncode == 0, res.stderr
-    assert "tuned on 7 every item of" in res.stdout
+    assert "tuned on 13 items (every item of" in res.stdout
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["n"] == len(items) and report["tuned_on"] == str(tmp_path / "a")
+    assert report["n"] == len(items) and report["tuned_on"] == f"{tmp_path / 'a'},{tmp_path / 'c'}"
     res = cli("judge", "validate", "--set", str(tmp_path / "b"), "--judge-pool", "none", "--tune-set", str(tmp_path))
     assert res.returncode == 2 and "--tune-set needs --tune" in res.stderr and "Traceback" not in res.stderr
 
@@ -219,23 +220,26 @@ def test_shipped_set_is_complete():
     assert not {it["statement"] for it in items} & test_statements - {e.statement for e in load("dfar:validation").examples}
 
 
-def test_held_out_set_is_complete_and_apart_from_the_tune_set():
-    """Set v2, the held-out record every caption quotes: 180 items rated by two other readers, DFAR validation
-    statements none of which is in set v1, and its validation.json is for the judge as it ships."""
+def test_held_out_sets_are_complete_and_apart_from_each_other():
+    """Sets v2 and v3: 180 items each, rated by two readers of their own, DFAR validation statements that are in
+    no earlier set; the caption's record (v3's validation.json) is for the judge as it ships."""
     import csv as _csv
 
     from reasonalign.cli.judge import JUDGESET, read_judgeset
     from reasonalign.data.tables import load
-    from reasonalign.judges.judgeset import HELD_OUT, validated
+    from reasonalign.judges.judgeset import HELD_OUT, HELD_OUT_SETS, validated
 
-    items, readers = read_judgeset(HELD_OUT)
-    assert len(items) == 180 and readers == ["reader-c", "reader-d"]
-    v1_statements = {it["statement"] for it in read_judgeset(JUDGESET)[0]}
     validation = {e.statement for e in load("dfar:validation").examples}
-    assert {it["statement"] for it in items} <= validation and not {it["statement"] for it in items} & v1_statements
-    rows = list(_csv.DictReader(open(HELD_OUT / "rows.csv", encoding="utf-8")))
-    assert {r["statement"] for r in rows} == {it["statement"] for it in items}
-    assert "kappa" in validated(f"reference {ReferenceJudge().version}")  # the record is this judge's
+    seen, seen_readers = {it["statement"] for it in read_judgeset(JUDGESET)[0]}, {"reader-a", "reader-b"}
+    for folder in HELD_OUT_SETS:
+        items, readers = read_judgeset(folder)
+        statements = {it["statement"] for it in items}
+        assert len(items) == 180 and len(readers) == 2 and not set(readers) & seen_readers
+        assert statements <= validation and not statements & seen
+        rows = list(_csv.DictReader(open(folder / "rows.csv", encoding="utf-8")))
+        assert {r["statement"] for r in rows} == statements
+        seen, seen_readers = seen | statements, seen_readers | set(readers)
+    assert HELD_OUT == HELD_OUT_SETS[-1] and "kappa" in validated(f"reference {ReferenceJudge().version}")
 
 
 def test_min_new_tokens_makes_a_model_that_stops_at_once_write(tiny_model):

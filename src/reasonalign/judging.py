@@ -82,8 +82,9 @@ class ValidateConfig:
                                            "(training data; none = off)")
     tune: bool = option(False, "grid-search the reference judge's thresholds on the tune part (kappa with the "
                                "readers' consensus) and report the best setting on --part")
-    tune_set: str | None = option(None, "with --tune: tune on every item of this rated set instead of --set's "
-                                        "tune part (then report on --part all of a set no threshold has seen)")
+    tune_set: str | None = option(None, "with --tune: tune on every item of these rated sets (comma-separated "
+                                        "folders) instead of --set's tune part (then report on --part all of a set "
+                                        "no threshold has seen)")
     output: str | None = option(None, "also write the report as JSON here")
 
 

@@ -177,7 +177,8 @@ def run_validate(args) -> int:
         raise UserError("--tune-set needs --tune")
     items, readers = read_judgeset(Path(config.set))
     # another rated set, all of it: --set then holds only items no threshold has seen (read before any embedding)
-    tune_items = read_judgeset(Path(config.tune_set))[0] if config.tune_set else None
+    tune_sets = [Path(f.strip()) for f in (config.tune_set or "").split(",") if f.strip()]
+    tune_items = [it for folder in tune_sets for it in read_judgeset(folder)[0]] if tune_sets else None
     judge_input = as_judged(items)
     judge = ReferenceJudge(pool=judge_pool(config.judge_pool))
     started = time.time()
@@ -202,8 +203,8 @@ def run_validate(args) -> int:
             if best is None or kappa > best[0] + 1e-12:
                 best = (kappa, setting)
         chosen = best[1]
-        where = f"every item of {config.tune_set}" if config.tune_set else "tune items"
-        print(f"tuned on {len(tune_items)} {where}: kappa {best[0]:.3f} with the readers' consensus at "
+        where = "every item of " + ", ".join(map(str, tune_sets)) if tune_sets else "the tune part"
+        print(f"tuned on {len(tune_items)} items ({where}): kappa {best[0]:.3f} with the readers' consensus at "
               + ", ".join(f"{k}={getattr(chosen, k)}" for k in TUNE_GRID))
     judge.config = chosen
     keep = [k for k, it in enumerate(items) if config.part == "all" or it["part"] == config.part]
@@ -212,14 +213,13 @@ def run_validate(args) -> int:
     shown = Path(config.set).resolve()  # the shipped set by its place in the package, not this machine's path
     shown = shown.relative_to(JUDGESET.parents[3]) if shown.is_relative_to(JUDGESET.parents[3]) else shown
     if config.tune_set:
-        report["tuned_on"] = str(Path(config.tune_set))
+        report["tuned_on"] = ",".join(str(folder) for folder in tune_sets)
     report.update(part=config.part, set=str(shown), judge=judge.name,
                   judge_version=ReferenceJudge(chosen).version, judge_config={k: getattr(chosen, k) for k in TUNE_GRID},
                   seconds=round(time.time() - started, 1))
-    by_source = {}
+    by_source = {}  # per model and per construction: does the judge rank models as the readers do?
     for k, j in zip(keep, judged):
-        src = items[k]["source"].split(":")[0] if items[k]["source"].startswith("model") else items[k]["source"]
-        entry = by_source.setdefault(src, {"n": 0, "judge_misaligned": 0, "readers_misaligned": 0})
+        entry = by_source.setdefault(items[k]["source"], {"n": 0, "judge_misaligned": 0, "readers_misaligned": 0})
         entry["n"] += 1
         entry["judge_misaligned"] += not j.aligned
         entry["readers_misaligned"] += not judgeset.consensus(items[k]["ratings"])
@@ -259,6 +259,11 @@ def _print_validation(r: dict, readers: list[str]) -> None:
         sc = r["stance_classifier"]
         print(f"  stance classifier (argues_other_verdict): {sc['accuracy']:.1%} of {sc['n']} human reasons of "
               f"{sc['data']} read as their own label")
+    models = {k.split(":", 1)[1]: v for k, v in r.get("by_source", {}).items() if k.startswith("model:")}
+    if models:
+        print("  MAR per model, judge / readers' consensus: " + ", ".join(
+            f"{name} {v['judge_misaligned'] / v['n']:.1%} / {v['readers_misaligned'] / v['n']:.1%} (n={v['n']})"
+            for name, v in models.items()))
     print("  per criterion (judge fired / readers said): both, judge only, readers only, neither")
     for name, c in r["criteria"].items():
         print(f"    {name:<24} {c['both']:>4} {c['judge_only']:>4} {c['readers_only']:>4} {c['neither']:>4}")

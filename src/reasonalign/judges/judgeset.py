@@ -23,9 +23,11 @@ from pathlib import Path
 from reasonalign.core.verdict import LABELS
 
 SHIPPED = Path(__file__).parent / "judgeset" / "v1"  # the rated set thresholds are tuned on
-# a second rated set, built and rated after v1 was closed (other DFAR validation rows, other readers): all of it is
-# held out, and its validation.json is the record every MAR caption quotes
-HELD_OUT = Path(__file__).parent / "judgeset" / "v2"
+# Sets built and rated after v1 was closed (other DFAR validation rows, other readers), each held out whole. v2 saw
+# three judge variants before v4 was kept, so its kappa is optimistic; v3 was built after v4 was fixed and scored by
+# v4 alone (re-tuning on v1 + v2 picks the same thresholds): its validation.json is the record every MAR caption quotes
+HELD_OUT_SETS = tuple(Path(__file__).parent / "judgeset" / v for v in ("v2", "v3"))
+HELD_OUT = HELD_OUT_SETS[-1]
 
 KINDS = ("human", "flipped", "other_statement", "loop", "truncated", "restated", "contradiction")
 SHEET_FIELDS = ("id", "statement", "human_verdict", "human_reason", "verdict", "reason")
@@ -166,5 +168,6 @@ def validated(judge: str, record: Path = HELD_OUT / "validation.json") -> str:
         return f"{judge} (this version not checked against careful readers)"
     lo, hi = r["consensus"]["kappa_ci95"] or (float("nan"), float("nan"))
     return (f"{judge}: kappa {r['consensus']['kappa']:.2f} [95% CI {lo:.2f}, {hi:.2f}] with careful readers' "
-            f"consensus on the held-out judge-validation set (n={r['n']}, DFAR validation rows; the readers' "
+            f"consensus on held-out judge-validation set {Path(r.get('set', '')).name} (n={r['n']}, DFAR validation "
+            f"rows, rated by LLM reader sessions; the readers' "
             f"own kappa {r['readers_kappa']['kappa']:.2f})")
