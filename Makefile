@@ -33,7 +33,7 @@ results: models  ## the headline table: all DFAR training rows, seeds 0-2 (confi
 results-aft: models  ## AFT vs VFT, RFT, DPO, RRHF, PRO on the arithmetic control task (configs/reproduce-aft-arith-cpu.yaml)
 	$(BIN)/reasonalign reproduce --config configs/reproduce-aft-arith-cpu.yaml --readme README.md
 
-results-quick: models  ## the 300-row variant of the table (configs/reproduce-cpu.yaml, ~75 min from scratch)
+results-quick: models  ## the 300-row variant of the table (configs/reproduce-cpu.yaml, ~110 min from scratch, 19 cells)
 	$(BIN)/reasonalign reproduce --config configs/reproduce-cpu.yaml --readme README.md
 
 # Two workers (pytest-xdist), one torch thread each: most tests are single-threaded command lines, so the two
