@@ -178,14 +178,14 @@ def run_validate(args) -> int:
     items, readers = read_judgeset(Path(config.set))
     # another rated set, all of it: --set then holds only items no threshold has seen (read before any embedding)
     tune_sets = [Path(f.strip()) for f in (config.tune_set or "").split(",") if f.strip()]
-    tune_items = [it for folder in tune_sets for it in read_judgeset(folder)[0]] if tune_sets else None
+    tune_items = [it for folder in tune_sets for it in read_judgeset(folder)[0]]
     judge_input = as_judged(items)
     judge = ReferenceJudge(pool=judge_pool(config.judge_pool))
     started = time.time()
     sims = judge.similarities(judge_input)  # embedded once; every setting below re-applies only thresholds
     chosen = judge.config
     if config.tune:
-        if tune_items is not None:
+        if tune_sets:
             tune_input = as_judged(tune_items)
             tune_sims = judge.similarities(tune_input)
         else:
@@ -212,7 +212,7 @@ def run_validate(args) -> int:
     report = judgeset.agreement_report([items[k] for k in keep], judged, readers)
     shown = Path(config.set).resolve()  # the shipped set by its place in the package, not this machine's path
     shown = shown.relative_to(JUDGESET.parents[3]) if shown.is_relative_to(JUDGESET.parents[3]) else shown
-    if config.tune_set:
+    if tune_sets:
         report["tuned_on"] = ",".join(str(folder) for folder in tune_sets)
     report.update(part=config.part, set=str(shown), judge=judge.name,
                   judge_version=ReferenceJudge(chosen).version, judge_config={k: getattr(chosen, k) for k in TUNE_GRID},
