@@ -133,7 +133,8 @@ def test_human_round_trip_per_rater_pooled_and_kappa(tmp_path):
     h = m["human"]
     assert h["per_rater"]["x"]["mar"] == pytest.approx(3 / 5) and h["per_rater"]["y"]["mar"] == pytest.approx(2 / 5)
     assert m["mar"] == pytest.approx(5 / 10) and m["judge"] == "human"
-    assert set(h["per_model"]) == {"model-a", "model-b"}
+    assert set(h["per_model"]) == {"model-a", "model-b"} and h["paired"] == {}  # no row rated for both models
+    assert "metrics.json\n  model-a: MAR " in r.stdout and ", n=6)" in r.stdout  # 3 items x 2 raters
     # x: T T F F F, y: T T T F F -> p_o = 4/5; p_e = .4*.6 + .6*.4 = .48; kappa = (.8-.48)/.52
     assert h["agreement"]["kappa"] == pytest.approx((0.8 - 0.48) / 0.52)
     assert not (out / "generations.jsonl").exists()  # human ratings alone: no model is run

@@ -181,9 +181,15 @@ def test_validate_cli_reports_agreement_and_refuses_bad_sets(tmp_path):
     bad.write_text("id,aligned,criteria,note\nj0001,maybe,,\n")
     res = cli("judge", "validate", "--set", str(tmp_path / "set"), "--judge-pool", "none")
     assert res.returncode == 2 and "aligned must be yes or no" in res.stderr and "Traceback" not in res.stderr
+    # a reader who rated a part is counted on that part (set v4); an item nobody rated is refused
     bad.write_text("id,aligned,criteria,note\nj0001,yes,,\n")
+    res = cli("judge", "validate", "--set", str(tmp_path / "set"), "--judge-pool", "none", "--part", "all")
+    assert res.returncode == 0 and "vs c" in res.stdout and "n=1)" in res.stdout, res.stderr
+    assert "a ~ b" in res.stdout and "a ~ c" in res.stdout  # three readers: every pair on the items both rated
+    for name in ("a", "b"):
+        (tmp_path / "set" / f"ratings-{name}.csv").unlink()
     res = cli("judge", "validate", "--set", str(tmp_path / "set"), "--judge-pool", "none")
-    assert res.returncode == 2 and "not rated by every reader" in res.stderr
+    assert res.returncode == 2 and "not rated by any reader" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_validate_can_tune_on_rated_sets_and_report_on_another(tmp_path):
@@ -200,6 +206,25 @@ def test_validate_can_tune_on_rated_sets_and_report_on_another(tmp_path):
     assert report["n"] == len(items) and report["tuned_on"] == f"{tmp_path / 'a'},{tmp_path / 'c'}"
     res = cli("judge", "validate", "--set", str(tmp_path / "b"), "--judge-pool", "none", "--tune-set", str(tmp_path))
     assert res.returncode == 2 and "--tune-set needs --tune" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_validate_checks_an_llm_judge_against_the_readers(tmp_path, tiny_model):
+    """--judge llm --judge-model M: the LLM judge's answers (cached beside --output) scored against the readers. A
+    random-weight model writes no 'ALIGNED:' line, so every item is a judge error, counted misaligned: kappa 0 with
+    readers who call one item in six aligned. One judge at a time, and nothing to tune: refused in one line."""
+    write_set(tmp_path / "set")
+    report_path = tmp_path / "llm" / "report.json"
+    res = cli("judge", "validate", "--set", str(tmp_path / "set"), "--part", "all", "--judge", "llm",
+              "--judge-model", tiny_model, "--output", str(report_path))
+    assert res.returncode == 0, res.stderr
+    report = json.loads(report_path.read_text())
+    assert report["judge"].startswith("llm:hf:") and report["judge_version"].startswith("rubric_v1-")
+    assert report["judge_mar"] == 1.0 and report["consensus"]["kappa"] == 0.0
+    assert report["judge_errors"] == report["n"] and "judge error(s)" in res.stdout
+    assert (tmp_path / "llm" / "judge-cache" / "llm_judge_cache.jsonl").is_file()
+    for extra in (["--judge", "reference,llm"], ["--judge", "llm", "--judge-model", tiny_model, "--tune"]):
+        res = cli("judge", "validate", "--set", str(tmp_path / "set"), *extra)
+        assert res.returncode == 2 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
 
 
 def test_build_set_refuses_test_data(tmp_path):
@@ -221,8 +246,9 @@ def test_shipped_set_is_complete():
 
 
 def test_held_out_sets_are_complete_and_apart_from_each_other():
-    """Sets v2 and v3: 180 items each, rated by two readers of their own, DFAR validation statements that are in
-    no earlier set; the caption's record (v3's validation.json) is for the judge as it ships."""
+    """Sets v2, v3 and v5: rated whole by two readers of their own, DFAR validation statements that are in no
+    earlier set (v5 in no set before it, v4 included); the caption's record (v5's validation.json) is for the judge
+    as it ships."""
     import csv as _csv
 
     from reasonalign.cli.judge import JUDGESET, read_judgeset
@@ -231,15 +257,35 @@ def test_held_out_sets_are_complete_and_apart_from_each_other():
 
     validation = {e.statement for e in load("dfar:validation").examples}
     seen, seen_readers = {it["statement"] for it in read_judgeset(JUDGESET)[0]}, {"reader-a", "reader-b"}
-    for folder in HELD_OUT_SETS:
+    tuning = read_judgeset(JUDGESET.parent / "v4")[0]
+    for folder, size in zip(HELD_OUT_SETS, (180, 180, 216)):
         items, readers = read_judgeset(folder)
         statements = {it["statement"] for it in items}
-        assert len(items) == 180 and len(readers) == 2 and not set(readers) & seen_readers
+        assert len(items) == size and len(readers) == 2 and not set(readers) & seen_readers
+        assert all(len(it["ratings"]) == 2 for it in items)
         assert statements <= validation and not statements & seen
         rows = list(_csv.DictReader(open(folder / "rows.csv", encoding="utf-8")))
         assert {r["statement"] for r in rows} == statements
         seen, seen_readers = seen | statements, seen_readers | set(readers)
+        if folder.name == "v3":  # v4 came next: tuning rows apart from v5's
+            seen |= {it["statement"] for it in tuning}
     assert HELD_OUT == HELD_OUT_SETS[-1] and "kappa" in validated(f"reference {ReferenceJudge().version}")
+
+
+def test_tuning_set_v4_is_rated_and_never_test():
+    """Set v4: 1,434 model reasons from nine models, every item rated (ten readers, a part each; part 01 twice),
+    statements from DFAR train and validation only."""
+    from reasonalign.cli.judge import JUDGESET, read_judgeset
+    from reasonalign.data.tables import load
+
+    items, readers = read_judgeset(JUDGESET.parent / "v4")
+    assert len(items) == 1434 and len(readers) == 11 and all(it["source"].startswith("model:") for it in items)
+    assert sum(len(it["ratings"]) == 2 for it in items) == 144
+    allowed = {e.statement for spec in ("dfar:train", "dfar:validation") for e in load(spec).examples}
+    test_only = {e.statement for e in load("dfar:test").examples} - allowed
+    statements = {it["statement"] for it in items}
+    assert statements <= allowed and not statements & test_only
+    assert len({it["source"] for it in items}) == 9
 
 
 def test_min_new_tokens_makes_a_model_that_stops_at_once_write(tiny_model):

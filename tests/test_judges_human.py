@@ -26,7 +26,7 @@ def test_export_is_blinded_shuffled_and_keyed(tmp_path):
     key = export_for_raters(ITEMS, sheet, seed=3)
     assert key == tmp_path / "sheet.key.csv"
     rows, keys = read(sheet), read(key)
-    assert list(rows[0]) == ["item_id", "statement", "reason", "gold_label", "gold_reason", "aligned"]
+    assert list(rows[0]) == ["item_id", "statement", "verdict", "reason", "gold_label", "gold_reason", "aligned"]
     assert [r["item_id"] for r in rows] == ["r0001", "r0002", "r0003", "r0004"]
     text = sheet.read_text()
     assert "mistral" not in text and "llama" not in text
@@ -38,6 +38,7 @@ def test_export_is_blinded_shuffled_and_keyed(tmp_path):
     assert back[by_reason["Frogs are green."]["item_id"]] == ("llama-l", "1")
     assert by_reason["Line one,\nline \"two\"."]["gold_reason"] == ""  # multi-line text survives CSV
     assert by_reason["Cruel to animals."]["gold_label"] == "unethical"
+    assert by_reason["Pets need food."]["verdict"] == "ethical"  # the generated verdict, for verdict_disagrees
     # same seed, same sheet; another seed shuffles differently
     export_for_raters(ITEMS, tmp_path / "again.csv", seed=3)
     assert (tmp_path / "again.csv").read_text() == text
@@ -75,6 +76,11 @@ def test_round_trip_and_mar_per_rater_pooled_and_model(tmp_path):
     # mistral: 0 of 4 ratings misaligned; llama: alice 2 + bob 1 of 4
     assert {m: v["mar"] for m, v in mar["per_model"].items()} == {"llama-l": 0.75, "mistral-lr": 0.0}
     assert "per_model" not in human_mar(alice)
+    # paired on the source items both models were rated on: llama's two items are misaligned (alice said no to
+    # both), mistral's are aligned by both raters -> mistral - llama = 0 - 1 over n=2, both discordant items
+    paired = mar["paired"]["mistral-lr - llama-l"]
+    assert paired["n"] == 2 and paired["a"] == 1.0 and paired["b"] == 0.0 and paired["difference"] == -1.0
+    assert paired["mcnemar_p"] == 0.5  # two discordant items, both one way: exact binomial p = 2 * 0.5^2
 
 
 def test_accepted_answer_spellings(tmp_path):

@@ -61,6 +61,9 @@ JUDGESET = Path(__file__).parent / "judges" / "judgeset" / "v1"  # = judgeset.SH
 
 @dataclass
 class BuildSetConfig:
+    """Blind model reasons and constructed hard cases into one shuffled sheet for careful readers (items.jsonl
+    keeps the key: each item's source and part); DFAR training/validation rows only, never test."""
+
     generations: str | None = option(None, "model reasons to rate: NAME=generations.jsonl, comma-separated (from "
                                    "`reasonalign generate` on training/validation rows, never test)")
     data: str = option("dfar:validation", "the rows the constructed items come from (DFAR train/validation only)")
@@ -74,12 +77,14 @@ class BuildSetConfig:
 
 
 @dataclass
-class ValidateConfig:
+class ValidateConfig(JudgeOptions):
+    """How far a judge (the reference judge, or an LLM judge: --judge llm --judge-model M [--judge-url U]) agrees
+    with the careful readers of a rated judge-validation set: Cohen's kappa, raw agreement, MAR per model and the
+    per-criterion confusion."""
+
     set: str = option(str(JUDGESET), "folder with items.jsonl and the readers' ratings-NAME.csv files")
     part: str = option("held-out", "which items to report on: held-out (never used to choose thresholds), tune, "
                                    "or all", ["held-out", "tune", "all"])
-    judge_pool: str = option("dfar:train", "human reasons the reference judge's not_specific compares with "
-                                           "(training data; none = off)")
     tune: bool = option(False, "grid-search the reference judge's thresholds on the tune part (kappa with the "
                                "readers' consensus) and report the best setting on --part")
     tune_set: str | None = option(None, "with --tune: tune on every item of these rated sets (comma-separated "

@@ -80,8 +80,9 @@ def register_judgeset(actions) -> None:
                            description=BuildSetConfig.__doc__)
     cfg.add_arguments(p, BuildSetConfig)
     p.set_defaults(run=run_build_set)
-    p = actions.add_parser("validate", help="the reference judge's agreement with the readers of the judge-"
-                                            "validation set (kappa, raw agreement, per-criterion confusion)")
+    p = actions.add_parser("validate", help="a judge's agreement with the readers of a rated judge-validation set "
+                                            "(kappa, raw agreement, per-criterion confusion)",
+                           description=ValidateConfig.__doc__)
     cfg.add_arguments(p, ValidateConfig)
     p.set_defaults(run=run_validate)
 
@@ -126,7 +127,8 @@ def run_build_set(args) -> int:
 
 
 def read_judgeset(folder: Path) -> tuple[list[dict], list[str]]:
-    """(items with their readers' ratings, reader names) from items.jsonl and ratings-NAME.csv files."""
+    """(items with their readers' ratings, reader names) from items.jsonl and ratings-NAME.csv files. Every item
+    needs a rating; a reader may rate only a part (set v4: ten readers, a part each)."""
     import csv
 
     if not (folder / "items.jsonl").is_file():
@@ -147,9 +149,9 @@ def read_judgeset(folder: Path) -> tuple[list[dict], list[str]]:
                 items[row["id"]]["ratings"][name] = {"aligned": aligned == "yes", "criteria": criteria}
     if not readers:
         raise UserError(f"{folder}: no ratings-NAME.csv from any reader")
-    missing = [i for i, it in items.items() if len(it["ratings"]) != len(readers)]
+    missing = [i for i, it in items.items() if not it["ratings"]]
     if missing:
-        raise UserError(f"{folder}: {len(missing)} item(s) not rated by every reader, e.g. {missing[0]}")
+        raise UserError(f"{folder}: {len(missing)} item(s) not rated by any reader, e.g. {missing[0]}")
     return list(items.values()), readers
 
 
@@ -161,27 +163,68 @@ TUNE_GRID = {"similarity_threshold": [0.3, 0.37, 0.45, 0.5, 0.55, 0.6, 0.65],
 
 
 def run_validate(args) -> int:
-    import itertools
-    from dataclasses import replace
-
     from reasonalign.eval.reasons import judge_items
-    from reasonalign.judging import judge_pool
-    from reasonalign.judges import ReferenceJudge, judgeset
-    from reasonalign.judges.agreement import cohen_kappa
+    from reasonalign.judges import judgeset
+    from reasonalign.judging import build_judges, judge_names
 
     def as_judged(rated: list[dict]) -> list:  # a rated set's items as the judge reads them (id as the row)
         return judge_items([{**it, "row": it["id"], "gold": it["gold_label"]} for it in rated])
 
     config = cfg.build(ValidateConfig, args)
+    names = judge_names(config)
+    if names not in (["reference"], ["llm"]):
+        raise UserError(f"--judge {config.judge}: validate checks one judge at a time, reference or llm")
     if config.tune_set and not config.tune:
         raise UserError("--tune-set needs --tune")
+    if config.tune and names == ["llm"]:
+        raise UserError("--tune: only the reference judge has thresholds to tune")
+    if names == ["llm"] and len([m for m in (config.judge_model or "").split(",") if m.strip()]) > 1:
+        raise UserError("--judge-model: validate checks one LLM judge at a time")
     items, readers = read_judgeset(Path(config.set))
     # another rated set, all of it: --set then holds only items no threshold has seen (read before any embedding)
     tune_sets = [Path(f.strip()) for f in (config.tune_set or "").split(",") if f.strip()]
     tune_items = [it for folder in tune_sets for it in read_judgeset(folder)[0]]
     judge_input = as_judged(items)
-    judge = ReferenceJudge(pool=judge_pool(config.judge_pool))
+    keep = [k for k, it in enumerate(items) if config.part == "all" or it["part"] == config.part]
     started = time.time()
+    if names == ["llm"]:  # an LLM judge (local model or endpoint), answers cached beside --output
+        out = Path(config.output).parent if config.output else Path("runs/judge-validate")
+        judge = build_judges(config, out)[0]
+        judged = judge.judge([judge_input[k] for k in keep])
+        extra = {"judge": judge.name, "judge_version": judge.version}
+    else:
+        judged, extra = _validate_reference(config, items, judge_input, keep, tune_sets, tune_items, as_judged)
+    report = judgeset.agreement_report([items[k] for k in keep], judged, readers)
+    shown = Path(config.set).resolve()  # the shipped set by its place in the package, not this machine's path
+    shown = shown.relative_to(JUDGESET.parents[3]) if shown.is_relative_to(JUDGESET.parents[3]) else shown
+    report.update(part=config.part, set=str(shown), **extra, seconds=round(time.time() - started, 1),
+                  judge_errors=sum(bool(j.error) for j in judged))  # an LLM's unreadable answers count misaligned
+    by_source = {}  # per model and per construction: does the judge rank models as the readers do?
+    for k, j in zip(keep, judged):
+        entry = by_source.setdefault(items[k]["source"], {"n": 0, "judge_misaligned": 0, "readers_misaligned": 0})
+        entry["n"] += 1
+        entry["judge_misaligned"] += not j.aligned
+        entry["readers_misaligned"] += not judgeset.consensus(items[k]["ratings"])
+    report["by_source"] = by_source
+    _print_validation(report, readers)
+    if config.output:
+        print(f"-> {write_json(config.output, report)}")
+    return 0
+
+
+def _validate_reference(config, items, judge_input, keep, tune_sets, tune_items, as_judged) -> tuple[list, dict]:
+    """The reference judge's judgements of the kept items, with thresholds tuned first when asked (`--tune`),
+    and what the report records about it."""
+    import itertools
+    from dataclasses import replace
+
+    from reasonalign.judges import ReferenceJudge, judgeset
+    from reasonalign.judges.agreement import cohen_kappa
+    from reasonalign.judging import judge_pool
+
+    given = None if config.similarity_threshold is None else replace(
+        ReferenceJudgeConfig(), similarity_threshold=config.similarity_threshold)
+    judge = ReferenceJudge(given, pool=judge_pool(config.judge_pool))
     sims = judge.similarities(judge_input)  # embedded once; every setting below re-applies only thresholds
     chosen = judge.config
     if config.tune:
@@ -202,33 +245,21 @@ def run_validate(args) -> int:
             kappa = cohen_kappa(aligned, joint)
             if best is None or kappa > best[0] + 1e-12:
                 best = (kappa, setting)
+        judge.config = shipped = given or ReferenceJudge().config  # how far the given thresholds are from the best
+        shipped_kappa = cohen_kappa([not judge.criteria(x, d) for x, d in zip(tune_input, measured)], joint)
         chosen = best[1]
         where = "every item of " + ", ".join(map(str, tune_sets)) if tune_sets else "the tune part"
         print(f"tuned on {len(tune_items)} items ({where}): kappa {best[0]:.3f} with the readers' consensus at "
-              + ", ".join(f"{k}={getattr(chosen, k)}" for k in TUNE_GRID))
+              + ", ".join(f"{k}={getattr(chosen, k)}" for k in TUNE_GRID)
+              + f"; the {'given' if given else 'shipped'} thresholds ({ReferenceJudge(shipped).version}): "
+                f"kappa {shipped_kappa:.3f}")
     judge.config = chosen
-    keep = [k for k, it in enumerate(items) if config.part == "all" or it["part"] == config.part]
-    judged = [judge._one(judge_input[k], *sims[k]) for k in keep]
-    report = judgeset.agreement_report([items[k] for k in keep], judged, readers)
-    shown = Path(config.set).resolve()  # the shipped set by its place in the package, not this machine's path
-    shown = shown.relative_to(JUDGESET.parents[3]) if shown.is_relative_to(JUDGESET.parents[3]) else shown
+    extra = {"judge": judge.name, "judge_version": ReferenceJudge(chosen).version,
+             "judge_config": {k: getattr(chosen, k) for k in TUNE_GRID},
+             "stance_classifier": stance_accuracy(judge, "dfar:validation")}
     if tune_sets:
-        report["tuned_on"] = ",".join(str(folder) for folder in tune_sets)
-    report.update(part=config.part, set=str(shown), judge=judge.name,
-                  judge_version=ReferenceJudge(chosen).version, judge_config={k: getattr(chosen, k) for k in TUNE_GRID},
-                  seconds=round(time.time() - started, 1))
-    by_source = {}  # per model and per construction: does the judge rank models as the readers do?
-    for k, j in zip(keep, judged):
-        entry = by_source.setdefault(items[k]["source"], {"n": 0, "judge_misaligned": 0, "readers_misaligned": 0})
-        entry["n"] += 1
-        entry["judge_misaligned"] += not j.aligned
-        entry["readers_misaligned"] += not judgeset.consensus(items[k]["ratings"])
-    report["by_source"] = by_source
-    report["stance_classifier"] = stance_accuracy(judge, "dfar:validation")
-    _print_validation(report, readers)
-    if config.output:
-        print(f"-> {write_json(config.output, report)}")
-    return 0
+        extra["tuned_on"] = ",".join(str(folder) for folder in tune_sets)
+    return [judge._one(judge_input[k], *sims[k]) for k in keep], extra
 
 
 def stance_accuracy(judge, spec: str) -> dict | None:
@@ -245,16 +276,21 @@ def stance_accuracy(judge, spec: str) -> dict | None:
 
 
 def _print_validation(r: dict, readers: list[str]) -> None:
-    print(f"reference judge {r['judge_version']} on the {r['part']} part: n={r['n']}, judge MAR {r['judge_mar']:.1%}, "
+    print(f"{r['judge']} judge {r['judge_version']} on the {r['part']} part: n={r['n']}, judge MAR {r['judge_mar']:.1%}, "
           f"readers' consensus MAR {r['consensus']['mar']:.1%}")
+    if r.get("judge_errors"):
+        print(f"  {r['judge_errors']} judge error(s) (no usable answer), counted misaligned")
     ci = r["consensus"]["kappa_ci95"]
     print(f"  vs consensus     kappa {r['consensus']['kappa']:.3f}" + (f" [95% CI {ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
           + f"  agreement {r['consensus']['raw']:.1%}")
-    for name in readers:
-        x = r["readers"][name]
-        print(f"  vs {name:<13} kappa {x['kappa']:.3f}  agreement {x['raw']:.1%}  (reader MAR {x['mar']:.1%})")
+    for name, x in r["readers"].items():
+        print(f"  vs {name:<13} kappa {x['kappa']:.3f}  agreement {x['raw']:.1%}  (reader MAR {x['mar']:.1%}, "
+              f"n={x['n']})")
     if "readers_kappa" in r:
-        print(f"  readers' own    kappa {r['readers_kappa']['kappa']:.3f}  agreement {r['readers_kappa']['raw']:.1%}")
+        x = r["readers_kappa"]
+        print(f"  readers' own    kappa {x['kappa']:.3f}  agreement {x['raw']:.1%}  (n={x['n']} items two readers rated)")
+    for pair, x in r.get("readers_pairs", {}).items():
+        print(f"  {pair:<24} kappa {x['kappa']:.3f}  agreement {x['raw']:.1%}  (n={x['n']})")
     if r.get("stance_classifier"):
         sc = r["stance_classifier"]
         print(f"  stance classifier (argues_other_verdict): {sc['accuracy']:.1%} of {sc['n']} human reasons of "

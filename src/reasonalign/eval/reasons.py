@@ -324,4 +324,11 @@ def headline(m: dict, config: ReasonsConfig) -> str:
     if m.get("agreement"):
         a = m["agreement"]
         line += f"; {a['kind']} kappa {a['kappa']:.2f}, agreement {a['raw_agreement']:.1%}"
-    return line + f" -> {config.output}/metrics.json"
+    line += f" -> {config.output}/metrics.json"
+    human = m.get("human") or {}
+    for model, x in (human.get("per_model") or {}).items():  # raters' MAR per model, and paired differences
+        line += f"\n  {model}: MAR {x['mar']:.1%} (95% CI {x['ci95'][0]:.1%}-{x['ci95'][1]:.1%}, n={x['n']})"
+    for pair, x in (human.get("paired") or {}).items():
+        line += (f"\n  {pair}: {x['difference']:+.1%} (95% CI {x['ci95'][0]:+.1%} to {x['ci95'][1]:+.1%}, "
+                 f"n={x['n']} items rated for both, McNemar p {x['mcnemar_p']:.2g})")
+    return line

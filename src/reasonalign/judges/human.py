@@ -13,7 +13,8 @@ from reasonalign.core.errors import UserError, at
 from reasonalign.judges.base import JudgeItem, Judgement, misalignment_rate
 from reasonalign.core.verdict import LABELS
 
-COLUMNS = ["item_id", "statement", "reason", "gold_label", "gold_reason", "aligned"]
+# the generated verdict beside its reason: the rubric's first question is whether it is the human one
+COLUMNS = ["item_id", "statement", "verdict", "reason", "gold_label", "gold_reason", "aligned"]
 KEY_COLUMNS = ["item_id", "model", "source_item_id"]
 _YES = {"yes", "y", "1", "true"}
 _NO = {"no", "n", "0", "false"}
@@ -79,7 +80,8 @@ def export_for_raters(items_by_model: dict[str, list[JudgeItem]], path: str | Pa
     """
     rows, key = [], {}
     for blind_id, model, it in blind(items_by_model, seed):
-        rows.append({"item_id": blind_id, "statement": it.statement, "reason": it.reason,
+        rows.append({"item_id": blind_id, "statement": it.statement,
+                     "verdict": "(none)" if it.verdict is None else LABELS[it.verdict], "reason": it.reason,
                      "gold_label": LABELS[it.gold_label], "gold_reason": it.gold_reason or "", "aligned": ""})
         key[blind_id] = (model, it.item_id)
     return write_sheet(path, rows, key)
@@ -163,4 +165,24 @@ def human_mar(ratings: list[tuple[str, str, bool]], key: str | Path | dict | Non
             for j in js:
                 by_model.setdefault(key[j.item_id][0], []).append(j)
         result["per_model"] = {m: misalignment_rate(js) for m, js in sorted(by_model.items())}
+        result["paired"] = paired_models(ratings, key)
     return result
+
+
+def paired_models(ratings: list[tuple[str, str, bool]], key: dict[str, tuple[str, str]]) -> dict:
+    """MAR B − A for every two models rated on the same source items (the key's source item ids, e.g. one test
+    row, or "SEED:ROW" when seeds are pooled), paired over those items: an item is misaligned unless every rater
+    said aligned (as the judge-validation consensus)."""
+    from reasonalign.core.stats import paired_comparison
+
+    aligned: dict[str, dict[str, bool]] = {}
+    for item_id, _, ok in ratings:
+        model, source = key[item_id]
+        aligned.setdefault(model, {})[source] = aligned.get(model, {}).get(source, True) and ok
+    out = {}
+    for a, b in ((a, b) for a in sorted(aligned) for b in sorted(aligned) if a < b):
+        shared = sorted(aligned[a].keys() & aligned[b].keys())
+        if shared:
+            found = paired_comparison([not aligned[a][s] for s in shared], [not aligned[b][s] for s in shared])
+            out[f"{b} - {a}"] = {k: found[k] for k in ("n", "a", "b", "difference", "ci95", "mcnemar_p")}
+    return out
