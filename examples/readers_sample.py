@@ -2,6 +2,7 @@
 
     .venv/bin/python examples/readers_sample.py full             # runs/full-cpu/readers-mar/generations/{untuned,l,lr}/
     .venv/bin/python examples/readers_sample.py full --parts DIR # after the export: DIR/sheet-01.csv ...
+    .venv/bin/python examples/readers_sample.py full --judgeset  # after the ratings: items.jsonl for judge validate
 
 `full` (make results): the first 200 dfar:test rows of the seed-0 `--rows` order, from each MAR cell (untuned:
 seed 0; L and L+R: seeds 0-2); 10 parts. `quick` (make results-quick): every reason of the demo cells' MAR (96 rows
@@ -17,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from reasonalign.judges.human import restore
 from reasonalign.tasks import task_for
 
 TABLES = {  # folder, rows kept (None: all), where each model's MAR generations are, sheet parts
@@ -25,9 +27,21 @@ TABLES = {  # folder, rows kept (None: all), where each model's MAR generations 
     "quick": ("runs/reproduce-cpu", None, {m: f"dfar/seed-*/{m}/eval-reasons" for m in ("untuned", "l", "lr")}, 6),
 }
 if len(sys.argv) < 2 or sys.argv[1] not in TABLES:
-    sys.exit(f"usage: readers_sample.py {'|'.join(TABLES)} [--parts DIR]")
+    print(f"usage: readers_sample.py {'|'.join(TABLES)} [--parts DIR | --judgeset]", file=sys.stderr)
+    sys.exit(2)
 folder, rows, models, parts = TABLES[sys.argv[1]]
 out = Path(folder) / "readers-mar"
+if "--judgeset" in sys.argv:  # the rated sheet as a judge-validation set: `reasonalign judge validate --set FOLDER`
+    key = {r["item_id"]: r for r in csv.DictReader(open(out / "sheet.key.csv", newline="", encoding="utf-8"))}
+    with open(out / "items.jsonl", "w", encoding="utf-8") as f:
+        for r in csv.DictReader(open(out / "sheet.csv", newline="", encoding="utf-8")):
+            r = {k: restore(v) for k, v in r.items()}  # the sheet's spreadsheet-safe quoting undone
+            verdict = None if r["verdict"] == "(none)" else r["verdict"]
+            f.write(json.dumps({"id": r["item_id"], "part": "held-out", "row": key[r["item_id"]]["source_item_id"],
+                                "statement": r["statement"], "gold_label": r["gold_label"],
+                                "gold_reason": r["gold_reason"], "verdict": verdict, "reason": r["reason"],
+                                "source": "model:" + key[r["item_id"]]["model"]}) + "\n")
+    sys.exit(0)
 if "--parts" in sys.argv:  # equal parts in sheet order, one per reader session
     target = Path(sys.argv[sys.argv.index("--parts") + 1])
     target.mkdir(parents=True, exist_ok=True)

@@ -227,6 +227,21 @@ def test_validate_checks_an_llm_judge_against_the_readers(tmp_path, tiny_model):
         assert res.returncode == 2 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
 
 
+def test_read_judgeset_takes_export_sheets_item_id_and_skips_key_files(tmp_path):
+    """Ratings of an `eval --task reasons --export-ratings` sheet name the item `item_id`, and the sheet's key may
+    sit beside them as ratings-NAME.key.csv (it travels with the first ratings file): read as a reader's ratings
+    and as nothing, respectively."""
+    from reasonalign.cli.judge import read_judgeset
+
+    items = write_set(tmp_path / "set", readers=("a",))
+    (tmp_path / "set" / "ratings-a.key.csv").write_text("item_id,model,source_item_id\nj0001,m,1\n")
+    sheet = tmp_path / "set" / "ratings-a.csv"
+    sheet.write_text(sheet.read_text().replace("id,aligned", "item_id,aligned", 1))
+    found, readers = read_judgeset(tmp_path / "set")
+    assert readers == ["a"] and len(found) == len(items)
+    assert sum(it["ratings"]["a"]["aligned"] for it in found) == sum(it["source"] == "constructed:human" for it in items)
+
+
 def test_build_set_refuses_test_data(tmp_path):
     res = cli("judge", "build-set", "--generations", "m=x.jsonl", "--data", "dfar:test", "--output", str(tmp_path))
     assert res.returncode == 2 and "never test" in res.stderr and not any(tmp_path.iterdir())

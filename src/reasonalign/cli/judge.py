@@ -127,21 +127,23 @@ def run_build_set(args) -> int:
 
 
 def read_judgeset(folder: Path) -> tuple[list[dict], list[str]]:
-    """(items with their readers' ratings, reader names) from items.jsonl and ratings-NAME.csv files. Every item
-    needs a rating; a reader may rate only a part (set v4: ten readers, a part each)."""
+    """(items with their readers' ratings, reader names) from items.jsonl and ratings-NAME.csv files (the item in
+    column `id`, or `item_id` as in `eval --task reasons --export-ratings` sheets; NAME.key.csv files are keys, not
+    ratings). Every item needs a rating; a reader may rate only a part (set v4: ten readers, a part each)."""
     import csv
 
     if not (folder / "items.jsonl").is_file():
         raise UserError(f"{folder}: no items.jsonl (build one with `reasonalign judge build-set`)")
     items = {r["id"]: {**r, "ratings": {}} for _, r in read_jsonl(folder / "items.jsonl")}
     readers = []
-    for path in sorted(folder.glob("ratings-*.csv")):
+    for path in sorted(p for p in folder.glob("ratings-*.csv") if not p.name.endswith(".key.csv")):
         name = path.stem.removeprefix("ratings-")
         readers.append(name)
         with open(path, newline="", encoding="utf-8") as f:
             for n, row in enumerate(csv.DictReader(f), 2):
-                if row.get("id") not in items:
-                    raise at(path, n, f"unknown item id {row.get('id')!r}")
+                row["id"] = row.get("id", row.get("item_id"))
+                if row["id"] not in items:
+                    raise at(path, n, f"unknown item id {row['id']!r}")
                 aligned = (row.get("aligned") or "").strip().lower()
                 if aligned not in ("yes", "no"):
                     raise at(path, n, f"aligned must be yes or no, not {row.get('aligned')!r}")
