@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from reasonalign.judges.human import restore
+from reasonalign.judges.human import read_key, restore
 from reasonalign.tasks import task_for
 
 TABLES = {  # folder, rows kept (None: all), where each model's MAR generations are, sheet parts
@@ -32,15 +32,16 @@ if len(sys.argv) < 2 or sys.argv[1] not in TABLES:
 folder, rows, models, parts = TABLES[sys.argv[1]]
 out = Path(folder) / "readers-mar"
 if "--judgeset" in sys.argv:  # the rated sheet as a judge-validation set: `reasonalign judge validate --set FOLDER`
-    key = {r["item_id"]: r for r in csv.DictReader(open(out / "sheet.key.csv", newline="", encoding="utf-8"))}
+    key = read_key(out / "sheet.key.csv")  # blinded id -> (model, source item id)
     with open(out / "items.jsonl", "w", encoding="utf-8") as f:
         for r in csv.DictReader(open(out / "sheet.csv", newline="", encoding="utf-8")):
             r = {k: restore(v) for k, v in r.items()}  # the sheet's spreadsheet-safe quoting undone
             verdict = None if r["verdict"] == "(none)" else r["verdict"]
-            f.write(json.dumps({"id": r["item_id"], "part": "held-out", "row": key[r["item_id"]]["source_item_id"],
+            model, source = key[r["item_id"]]
+            f.write(json.dumps({"id": r["item_id"], "part": "held-out", "row": source,
                                 "statement": r["statement"], "gold_label": r["gold_label"],
                                 "gold_reason": r["gold_reason"], "verdict": verdict, "reason": r["reason"],
-                                "source": "model:" + key[r["item_id"]]["model"]}) + "\n")
+                                "source": "model:" + model}) + "\n")
     sys.exit(0)
 if "--parts" in sys.argv:  # equal parts in sheet order, one per reader session
     target = Path(sys.argv[sys.argv.index("--parts") + 1])

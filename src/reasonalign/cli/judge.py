@@ -247,7 +247,7 @@ def _validate_reference(config, items, judge_input, keep, tune_sets, tune_items,
             kappa = cohen_kappa(aligned, joint)
             if best is None or kappa > best[0] + 1e-12:
                 best = (kappa, setting)
-        judge.config = shipped = given or ReferenceJudge().config  # how far the given thresholds are from the best
+        judge.config = shipped = given or ReferenceJudgeConfig()  # how far the given thresholds are from the best
         shipped_kappa = cohen_kappa([not judge.criteria(x, d) for x, d in zip(tune_input, measured)], joint)
         chosen = best[1]
         where = "every item of " + ", ".join(map(str, tune_sets)) if tune_sets else "the tune part"

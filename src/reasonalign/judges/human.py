@@ -173,14 +173,17 @@ def paired_models(ratings: list[tuple[str, str, bool]], key: dict[str, tuple[str
     """MAR B − A for every two models rated on the same source items (the key's source item ids, e.g. one test
     row, or "SEED:ROW" when seeds are pooled), paired over those items: an item is misaligned unless every rater
     said aligned (as the judge-validation consensus)."""
+    from itertools import combinations
+
     from reasonalign.core.stats import paired_comparison
 
-    aligned: dict[str, dict[str, bool]] = {}
+    aligned: dict[str, dict[str, bool]] = {}  # model -> source item -> every rater said aligned
     for item_id, _, ok in ratings:
         model, source = key[item_id]
-        aligned.setdefault(model, {})[source] = aligned.get(model, {}).get(source, True) and ok
+        per_source = aligned.setdefault(model, {})
+        per_source[source] = per_source.get(source, True) and ok
     out = {}
-    for a, b in ((a, b) for a in sorted(aligned) for b in sorted(aligned) if a < b):
+    for a, b in combinations(sorted(aligned), 2):
         shared = sorted(aligned[a].keys() & aligned[b].keys())
         if shared:
             found = paired_comparison([not aligned[a][s] for s in shared], [not aligned[b][s] for s in shared])
