@@ -206,6 +206,15 @@ def test_validate_can_tune_on_rated_sets_and_report_on_another(tmp_path):
     assert report["n"] == len(items) and report["tuned_on"] == f"{tmp_path / 'a'},{tmp_path / 'c'}"
     res = cli("judge", "validate", "--set", str(tmp_path / "b"), "--judge-pool", "none", "--tune-set", str(tmp_path))
     assert res.returncode == 2 and "--tune-set needs --tune" in res.stderr and "Traceback" not in res.stderr
+    # --similarity-threshold sets the reference judge's threshold, and --tune compares the best setting with it
+    res = cli("judge", "validate", "--set", str(tmp_path / "b"), "--part", "all", "--judge-pool", "none", "--tune",
+              "--tune-set", str(tmp_path / "a"), "--similarity-threshold", "0.9", "--output", str(tmp_path / "r.json"))
+    assert res.returncode == 0, res.stderr
+    assert "; the given thresholds (ref4-" in res.stdout
+    res = cli("judge", "validate", "--set", str(tmp_path / "b"), "--part", "all", "--judge-pool", "none",
+              "--similarity-threshold", "0.9", "--output", str(tmp_path / "r.json"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["judge_version"] != ReferenceJudge().version
 
 
 def test_validate_checks_an_llm_judge_against_the_readers(tmp_path, tiny_model):

@@ -220,7 +220,7 @@ def _validate_reference(config, items, judge_input, keep, tune_sets, tune_items,
     import itertools
     from dataclasses import replace
 
-    from reasonalign.judges import ReferenceJudge, judgeset
+    from reasonalign.judges import ReferenceJudge, ReferenceJudgeConfig, judgeset
     from reasonalign.judges.agreement import cohen_kappa
     from reasonalign.judging import judge_pool
 
